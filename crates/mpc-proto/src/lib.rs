@@ -1,11 +1,15 @@
 //! Wire contracts shared by every MPC-System service: identifier types, the session and
-//! participant state machines, and the one error-code type mapped to HTTP and gRPC.
+//! participant state machines, join tokens, the one error-code type mapped to HTTP and gRPC, and
+//! the generated gRPC code.
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod ids;
+pub mod pb;
 pub mod status;
+pub mod token;
 
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use ids::{AccountId, MAX_PARTIES, MessageId, PartyId, SessionId, Threshold};
 pub use status::{IllegalTransition, ParticipantStatus, SessionStatus, SessionType};
+pub use token::{JoinClaims, TokenSigner, TokenVerifier};
