@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod error;
+pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,0 +1,302 @@
+//! The router store on PostgreSQL.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mpc_proto::{MessageId, SessionId};
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::{
+    ChangeFeed, FetchOutcome, Mailbox, NOTIFY_CHANNEL, NewEnvelope, RouteOutcome, RouterStore,
+    StoredEnvelope, SweepReport, TOMBSTONE_RETENTION, duration_to_chrono, page_len, party_from_db,
+    round_from_db, seq_from_db, seq_to_db, sorted_recipients,
+};
+use crate::error::StoreError;
+
+/// [`RouterStore`] on a PostgreSQL pool (its `search_path` selects the schema).
+#[derive(Clone, Debug)]
+pub struct PgRouterStore {
+    pool: PgPool,
+}
+
+impl PgRouterStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl RouterStore for PgRouterStore {
+    async fn route(&self, envelope: &NewEnvelope) -> Result<RouteOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let session = envelope.session_id.0;
+
+        sqlx::query(
+            "INSERT INTO router_sessions (session_id, deadline) VALUES ($1, $2)
+             ON CONFLICT (session_id) DO NOTHING",
+        )
+        .bind(session)
+        .bind(envelope.session_deadline)
+        .execute(&mut *tx)
+        .await?;
+        // FOR SHARE: concurrent senders proceed together, while `end_session` and the sweep
+        // (which lock the row for update) wait for them, so nothing lands after the end.
+        let ended: bool = sqlx::query_scalar(
+            "SELECT ended_at IS NOT NULL OR purged_at IS NOT NULL
+             FROM router_sessions WHERE session_id = $1 FOR SHARE",
+        )
+        .bind(session)
+        .fetch_one(&mut *tx)
+        .await?;
+        if ended {
+            tx.rollback().await?;
+            return Ok(RouteOutcome::SessionEnded);
+        }
+
+        let inserted = sqlx::query(
+            "INSERT INTO router_messages
+                 (message_id, session_id, from_party, to_party, round, payload, payload_len, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(envelope.message_id.0)
+        .bind(session)
+        .bind(envelope.from_party.as_str())
+        .bind(envelope.to_party.as_ref().map(|p| p.as_str()))
+        .bind(i64::from(envelope.round))
+        .bind(envelope.payload.as_slice())
+        .bind(i64::try_from(envelope.payload.len()).unwrap_or(i64::MAX))
+        .bind(envelope.created_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let outcome = compare_with_existing(&mut tx, envelope).await?;
+            tx.rollback().await?;
+            return Ok(outcome);
+        }
+
+        let mut deliveries = Vec::with_capacity(envelope.recipients.len());
+        for recipient in sorted_recipients(envelope) {
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO router_sequences (session_id, recipient, last_seq) VALUES ($1, $2, 1)
+                 ON CONFLICT (session_id, recipient)
+                 DO UPDATE SET last_seq = router_sequences.last_seq + 1
+                 RETURNING last_seq",
+            )
+            .bind(session)
+            .bind(recipient.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO router_deliveries (session_id, recipient, seq, message_id)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(session)
+            .bind(recipient.as_str())
+            .bind(seq)
+            .bind(envelope.message_id.0)
+            .execute(&mut *tx)
+            .await?;
+            // Delivered to listeners only if and when the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(Mailbox::new(envelope.session_id, recipient.clone()).to_notify_payload())
+                .execute(&mut *tx)
+                .await?;
+            deliveries.push((recipient.clone(), seq_from_db(seq)?));
+        }
+        tx.commit().await?;
+        Ok(RouteOutcome::Stored { deliveries })
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: &Mailbox,
+        after_seq: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<FetchOutcome, StoreError> {
+        let session = mailbox.session_id.0;
+        let purged: Option<bool> = sqlx::query_scalar(
+            "SELECT purged_at IS NOT NULL FROM router_sessions WHERE session_id = $1",
+        )
+        .bind(session)
+        .fetch_optional(&self.pool)
+        .await?;
+        if purged == Some(true) {
+            return Ok(FetchOutcome::SessionPurged);
+        }
+
+        let after = seq_to_db(after_seq);
+        // Sizes first (one more than asked, to know whether more wait), so that paging by
+        // bytes never reads payloads it will not return.
+        let sizes: Vec<i64> = sqlx::query_scalar(
+            "SELECT m.payload_len FROM router_deliveries d
+             JOIN router_messages m ON m.message_id = d.message_id
+             WHERE d.session_id = $1 AND d.recipient = $2 AND d.seq > $3
+             ORDER BY d.seq LIMIT $4",
+        )
+        .bind(session)
+        .bind(mailbox.recipient.as_str())
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let take = page_len(&sizes, limit as usize, max_bytes);
+        let has_more = sizes.len() > take;
+        if take == 0 {
+            return Ok(FetchOutcome::Envelopes {
+                envelopes: Vec::new(),
+                has_more,
+            });
+        }
+
+        let rows = sqlx::query(
+            "SELECT d.seq, m.message_id, m.from_party, m.to_party, m.round, m.payload, m.created_at
+             FROM router_deliveries d
+             JOIN router_messages m ON m.message_id = d.message_id
+             WHERE d.session_id = $1 AND d.recipient = $2 AND d.seq > $3
+             ORDER BY d.seq LIMIT $4",
+        )
+        .bind(session)
+        .bind(mailbox.recipient.as_str())
+        .bind(after)
+        .bind(i64::try_from(take).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut envelopes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let to_party: Option<String> = row.try_get("to_party")?;
+            envelopes.push(StoredEnvelope {
+                seq: seq_from_db(row.try_get("seq")?)?,
+                message_id: MessageId(row.try_get("message_id")?),
+                session_id: mailbox.session_id,
+                from_party: party_from_db(row.try_get("from_party")?)?,
+                to_party: to_party.as_deref().map(party_from_db).transpose()?,
+                round: round_from_db(row.try_get("round")?)?,
+                payload: row.try_get("payload")?,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        Ok(FetchOutcome::Envelopes {
+            envelopes,
+            has_more,
+        })
+    }
+
+    async fn end_session(
+        &self,
+        session_id: SessionId,
+        deadline: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO router_sessions (session_id, deadline, ended_at) VALUES ($1, $2, $3)
+             ON CONFLICT (session_id)
+             DO UPDATE SET ended_at = COALESCE(router_sessions.ended_at, EXCLUDED.ended_at)",
+        )
+        .bind(session_id.0)
+        .bind(deadline)
+        .bind(ended_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sweep(&self, now: DateTime<Utc>, grace: Duration) -> Result<SweepReport, StoreError> {
+        let cutoff = now - duration_to_chrono(grace);
+        let due: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT session_id FROM router_sessions
+             WHERE purged_at IS NULL AND (ended_at <= $1 OR deadline <= $1)",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut report = SweepReport::default();
+        for session in due {
+            let mut tx = self.pool.begin().await?;
+            // Waits for senders holding the row FOR SHARE, and re-checks: another replica may
+            // have purged it meanwhile.
+            let still_due: Option<bool> = sqlx::query_scalar(
+                "SELECT purged_at IS NULL FROM router_sessions WHERE session_id = $1 FOR UPDATE",
+            )
+            .bind(session)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if still_due != Some(true) {
+                tx.rollback().await?;
+                continue;
+            }
+            sqlx::query("DELETE FROM router_deliveries WHERE session_id = $1")
+                .bind(session)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM router_messages WHERE session_id = $1")
+                .bind(session)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM router_sequences WHERE session_id = $1")
+                .bind(session)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE router_sessions SET purged_at = $2 WHERE session_id = $1")
+                .bind(session)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            report.purged_sessions.push(SessionId(session));
+            report.deleted_messages += deleted;
+        }
+
+        report.forgotten_sessions = sqlx::query(
+            "DELETE FROM router_sessions WHERE purged_at IS NOT NULL AND deadline <= $1",
+        )
+        .bind(cutoff - duration_to_chrono(TOMBSTONE_RETENTION))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(report)
+    }
+
+    async fn change_feed(&self) -> Result<Option<ChangeFeed>, StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok(Some(ChangeFeed { listener }))
+    }
+}
+
+/// The `message_id` exists: a retry of the same envelope is a duplicate, anything else a
+/// conflict.
+async fn compare_with_existing(
+    tx: &mut Transaction<'static, Postgres>,
+    envelope: &NewEnvelope,
+) -> Result<RouteOutcome, StoreError> {
+    let row = sqlx::query(
+        "SELECT session_id, from_party, to_party, round, payload,
+                (SELECT count(*) FROM router_deliveries d WHERE d.message_id = m.message_id) AS recipients
+         FROM router_messages m WHERE message_id = $1",
+    )
+    .bind(envelope.message_id.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    let same = row.try_get::<Uuid, _>("session_id")? == envelope.session_id.0
+        && row.try_get::<&str, _>("from_party")? == envelope.from_party.as_str()
+        && row.try_get::<Option<&str>, _>("to_party")?
+            == envelope.to_party.as_ref().map(|p| p.as_str())
+        && row.try_get::<i64, _>("round")? == i64::from(envelope.round)
+        && row.try_get::<&[u8], _>("payload")? == envelope.payload.as_slice();
+    if !same {
+        return Ok(RouteOutcome::Conflict);
+    }
+    let recipients: i64 = row.try_get("recipients")?;
+    Ok(RouteOutcome::Duplicate {
+        recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+    })
+}

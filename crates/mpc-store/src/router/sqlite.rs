@@ -1,0 +1,314 @@
+//! The router store on SQLite (the embedded default: one process).
+//!
+//! Writers take the database lock at `BEGIN IMMEDIATE`, so concurrent senders queue on the busy
+//! timeout instead of failing when a read transaction tries to upgrade.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mpc_proto::{MessageId, SessionId};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::{
+    ChangeFeed, FetchOutcome, Mailbox, NewEnvelope, RouteOutcome, RouterStore, StoredEnvelope,
+    SweepReport, TOMBSTONE_RETENTION, duration_to_chrono, page_len, party_from_db, round_from_db,
+    seq_from_db, seq_to_db, sorted_recipients,
+};
+use crate::error::StoreError;
+
+/// [`RouterStore`] on a SQLite pool.
+#[derive(Clone, Debug)]
+pub struct SqliteRouterStore {
+    pool: SqlitePool,
+}
+
+impl SqliteRouterStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}
+
+fn uuid_text(id: &uuid::Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+fn parse_uuid(s: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(s).map_err(|_| StoreError::Corrupt("invalid uuid in router row".into()))
+}
+
+#[async_trait]
+impl RouterStore for SqliteRouterStore {
+    async fn route(&self, envelope: &NewEnvelope) -> Result<RouteOutcome, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let session = uuid_text(&envelope.session_id.0);
+        let message_id = uuid_text(&envelope.message_id.0);
+
+        sqlx::query(
+            "INSERT INTO router_sessions (session_id, deadline_ms, created_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (session_id) DO NOTHING",
+        )
+        .bind(&session)
+        .bind(millis(envelope.session_deadline))
+        .bind(millis(envelope.created_at))
+        .execute(&mut *tx)
+        .await?;
+        let ended: bool = sqlx::query_scalar(
+            "SELECT ended_at_ms IS NOT NULL OR purged_at_ms IS NOT NULL
+             FROM router_sessions WHERE session_id = ?1",
+        )
+        .bind(&session)
+        .fetch_one(&mut *tx)
+        .await?;
+        if ended {
+            tx.rollback().await?;
+            return Ok(RouteOutcome::SessionEnded);
+        }
+
+        let inserted = sqlx::query(
+            "INSERT INTO router_messages
+                 (message_id, session_id, from_party, to_party, round, payload, payload_len, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(&message_id)
+        .bind(&session)
+        .bind(envelope.from_party.as_str())
+        .bind(envelope.to_party.as_ref().map(|p| p.as_str()))
+        .bind(i64::from(envelope.round))
+        .bind(envelope.payload.as_slice())
+        .bind(i64::try_from(envelope.payload.len()).unwrap_or(i64::MAX))
+        .bind(millis(envelope.created_at))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let outcome = compare_with_existing(&mut tx, &message_id, envelope).await?;
+            tx.rollback().await?;
+            return Ok(outcome);
+        }
+
+        let mut deliveries = Vec::with_capacity(envelope.recipients.len());
+        for recipient in sorted_recipients(envelope) {
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO router_sequences (session_id, recipient, last_seq) VALUES (?1, ?2, 1)
+                 ON CONFLICT (session_id, recipient)
+                 DO UPDATE SET last_seq = router_sequences.last_seq + 1
+                 RETURNING last_seq",
+            )
+            .bind(&session)
+            .bind(recipient.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO router_deliveries (session_id, recipient, seq, message_id)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(&session)
+            .bind(recipient.as_str())
+            .bind(seq)
+            .bind(&message_id)
+            .execute(&mut *tx)
+            .await?;
+            deliveries.push((recipient.clone(), seq_from_db(seq)?));
+        }
+        tx.commit().await?;
+        Ok(RouteOutcome::Stored { deliveries })
+    }
+
+    async fn fetch(
+        &self,
+        mailbox: &Mailbox,
+        after_seq: u64,
+        limit: u32,
+        max_bytes: u64,
+    ) -> Result<FetchOutcome, StoreError> {
+        let session = uuid_text(&mailbox.session_id.0);
+        let purged: Option<bool> = sqlx::query_scalar(
+            "SELECT purged_at_ms IS NOT NULL FROM router_sessions WHERE session_id = ?1",
+        )
+        .bind(&session)
+        .fetch_optional(&self.pool)
+        .await?;
+        if purged == Some(true) {
+            return Ok(FetchOutcome::SessionPurged);
+        }
+
+        let after = seq_to_db(after_seq);
+        let sizes: Vec<i64> = sqlx::query_scalar(
+            "SELECT m.payload_len FROM router_deliveries d
+             JOIN router_messages m ON m.message_id = d.message_id
+             WHERE d.session_id = ?1 AND d.recipient = ?2 AND d.seq > ?3
+             ORDER BY d.seq LIMIT ?4",
+        )
+        .bind(&session)
+        .bind(mailbox.recipient.as_str())
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let take = page_len(&sizes, limit as usize, max_bytes);
+        let has_more = sizes.len() > take;
+        if take == 0 {
+            return Ok(FetchOutcome::Envelopes {
+                envelopes: Vec::new(),
+                has_more,
+            });
+        }
+
+        let rows = sqlx::query(
+            "SELECT d.seq, m.message_id, m.from_party, m.to_party, m.round, m.payload, m.created_at_ms
+             FROM router_deliveries d
+             JOIN router_messages m ON m.message_id = d.message_id
+             WHERE d.session_id = ?1 AND d.recipient = ?2 AND d.seq > ?3
+             ORDER BY d.seq LIMIT ?4",
+        )
+        .bind(&session)
+        .bind(mailbox.recipient.as_str())
+        .bind(after)
+        .bind(i64::try_from(take).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut envelopes = Vec::with_capacity(rows.len());
+        for row in rows {
+            let to_party: Option<String> = row.try_get("to_party")?;
+            envelopes.push(StoredEnvelope {
+                seq: seq_from_db(row.try_get("seq")?)?,
+                message_id: MessageId(parse_uuid(row.try_get("message_id")?)?),
+                session_id: mailbox.session_id,
+                from_party: party_from_db(row.try_get("from_party")?)?,
+                to_party: to_party.as_deref().map(party_from_db).transpose()?,
+                round: round_from_db(row.try_get("round")?)?,
+                payload: row.try_get("payload")?,
+                created_at: from_millis(row.try_get("created_at_ms")?)?,
+            });
+        }
+        Ok(FetchOutcome::Envelopes {
+            envelopes,
+            has_more,
+        })
+    }
+
+    async fn end_session(
+        &self,
+        session_id: SessionId,
+        deadline: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO router_sessions (session_id, deadline_ms, ended_at_ms, created_at_ms)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (session_id)
+             DO UPDATE SET ended_at_ms = COALESCE(router_sessions.ended_at_ms, excluded.ended_at_ms)",
+        )
+        .bind(uuid_text(&session_id.0))
+        .bind(millis(deadline))
+        .bind(millis(ended_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn sweep(&self, now: DateTime<Utc>, grace: Duration) -> Result<SweepReport, StoreError> {
+        let cutoff = millis(now - duration_to_chrono(grace));
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT session_id FROM router_sessions
+             WHERE purged_at_ms IS NULL AND (ended_at_ms <= ?1 OR deadline_ms <= ?1)",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut report = SweepReport::default();
+        for session in due {
+            let mut tx = self.begin_write().await?;
+            let still_due: Option<bool> = sqlx::query_scalar(
+                "SELECT purged_at_ms IS NULL FROM router_sessions WHERE session_id = ?1",
+            )
+            .bind(&session)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if still_due != Some(true) {
+                tx.rollback().await?;
+                continue;
+            }
+            sqlx::query("DELETE FROM router_deliveries WHERE session_id = ?1")
+                .bind(&session)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM router_messages WHERE session_id = ?1")
+                .bind(&session)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM router_sequences WHERE session_id = ?1")
+                .bind(&session)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE router_sessions SET purged_at_ms = ?2 WHERE session_id = ?1")
+                .bind(&session)
+                .bind(millis(now))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            report
+                .purged_sessions
+                .push(SessionId(parse_uuid(&session)?));
+            report.deleted_messages += deleted;
+        }
+
+        report.forgotten_sessions = sqlx::query(
+            "DELETE FROM router_sessions WHERE purged_at_ms IS NOT NULL AND deadline_ms <= ?1",
+        )
+        .bind(cutoff - duration_to_chrono(TOMBSTONE_RETENTION).num_milliseconds())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(report)
+    }
+
+    async fn change_feed(&self) -> Result<Option<ChangeFeed>, StoreError> {
+        Ok(None)
+    }
+}
+
+async fn compare_with_existing(
+    tx: &mut Transaction<'static, Sqlite>,
+    message_id: &str,
+    envelope: &NewEnvelope,
+) -> Result<RouteOutcome, StoreError> {
+    let row = sqlx::query(
+        "SELECT session_id, from_party, to_party, round, payload,
+                (SELECT count(*) FROM router_deliveries d WHERE d.message_id = m.message_id) AS recipients
+         FROM router_messages m WHERE message_id = ?1",
+    )
+    .bind(message_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let same = row.try_get::<&str, _>("session_id")? == uuid_text(&envelope.session_id.0)
+        && row.try_get::<&str, _>("from_party")? == envelope.from_party.as_str()
+        && row.try_get::<Option<&str>, _>("to_party")?
+            == envelope.to_party.as_ref().map(|p| p.as_str())
+        && row.try_get::<i64, _>("round")? == i64::from(envelope.round)
+        && row.try_get::<&[u8], _>("payload")? == envelope.payload.as_slice();
+    if !same {
+        return Ok(RouteOutcome::Conflict);
+    }
+    let recipients: i64 = row.try_get("recipients")?;
+    Ok(RouteOutcome::Duplicate {
+        recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+    })
+}
