@@ -1,0 +1,497 @@
+//! Storage of the Session Coordinator: sessions (`mpc_sessions`), their participants
+//! (`session_participants`) and the event outbox (`coordinator_outbox`).
+//!
+//! Every state change is a compare-and-set (`… WHERE status = $expected`): when two coordinator
+//! replicas share a database, exactly one of them wins each transition, and only the winner
+//! publishes the event. The store does not decide which transitions are legal — the caller computes
+//! them with `SessionStatus::transition` / `ParticipantStatus::transition` — it only applies them
+//! atomically, together with the event that announces them (the outbox row is written in the same
+//! transaction, so a state change is never lost even when the broker is down).
+//!
+//! Change notification: [`CoordinatorStore::subscribe_changes`] yields the id of every session that
+//! changed, also when another replica changed it (PostgreSQL `LISTEN/NOTIFY`; SQLite is used by
+//! one process, so an in-process channel suffices there).
+
+mod postgres;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mpc_proto::{ParticipantStatus, PartyId, SessionId, SessionStatus, SessionType, Threshold};
+use sqlx::migrate::Migrator;
+use tokio::sync::broadcast;
+
+use crate::db::Db;
+use crate::error::StoreError;
+
+pub use postgres::PgCoordinatorStore;
+pub use sqlite::SqliteCoordinatorStore;
+
+/// PostgreSQL migrations of the coordinator.
+pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/coordinator/postgres");
+/// SQLite migrations of the coordinator.
+pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/coordinator/sqlite");
+
+/// Applies the coordinator's migrations and opens its store on `db`.
+pub async fn open(db: &Db) -> Result<Arc<dyn CoordinatorStore>, StoreError> {
+    db.migrate("coordinator", &POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS)
+        .await?;
+    Ok(match db {
+        Db::Postgres(pool) => Arc::new(PgCoordinatorStore::open(pool.clone()).await?),
+        Db::Sqlite(pool) => Arc::new(SqliteCoordinatorStore::new(pool.clone())),
+    })
+}
+
+/// The statuses a session can still leave (the expiry sweep looks at these).
+pub const ACTIVE_SESSION_STATUSES: [SessionStatus; 3] = [
+    SessionStatus::Created,
+    SessionStatus::Waiting,
+    SessionStatus::InProgress,
+];
+
+/// Recovery: the `helpers` rebuild the share of `target` at its index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoverySpec {
+    pub target: PartyId,
+    pub helpers: Vec<PartyId>,
+}
+
+/// A participant as the session is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewParticipant {
+    pub party_id: PartyId,
+    pub party_index: u16,
+    pub device_type: Option<String>,
+}
+
+/// A validated session, ready to be stored with status `created` and every participant `invited`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    pub id: SessionId,
+    pub session_type: SessionType,
+    pub threshold: Threshold,
+    pub key_id: String,
+    pub message_hash: Option<Vec<u8>>,
+    pub public_key: Option<Vec<u8>>,
+    pub recovery: Option<RecoverySpec>,
+    pub participants: Vec<NewParticipant>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A completed signature as stored on the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSignature {
+    pub r: [u8; 32],
+    pub s: [u8; 32],
+    /// Recovery id, 0 or 1.
+    pub v: u8,
+    pub der: Vec<u8>,
+}
+
+/// What one party reported when it finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartyReport {
+    /// Keygen, refresh, recovery: the group public key it computed.
+    PublicKey(Vec<u8>),
+    /// Sign: the signature it computed.
+    Signature { r: [u8; 32], s: [u8; 32], v: u8 },
+}
+
+/// A stored participant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantRecord {
+    pub party_id: PartyId,
+    pub party_index: u16,
+    pub device_type: Option<String>,
+    pub status: ParticipantStatus,
+    pub joined_at: Option<DateTime<Utc>>,
+    /// Ed25519 identity public key, registered on join.
+    pub identity_public_key: Option<Vec<u8>>,
+    /// The party's signed session-key announcement, registered on join; opaque here.
+    pub session_key: Option<Vec<u8>>,
+    pub report: Option<PartyReport>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A stored session with its participants, ordered by party index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub session_type: SessionType,
+    pub threshold: Threshold,
+    pub status: SessionStatus,
+    pub key_id: String,
+    pub message_hash: Option<Vec<u8>>,
+    pub public_key: Option<Vec<u8>>,
+    pub signature: Option<StoredSignature>,
+    pub recovery: Option<RecoverySpec>,
+    pub failure_reason: Option<String>,
+    pub blamed_party: Option<PartyId>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub participants: Vec<ParticipantRecord>,
+}
+
+impl SessionRecord {
+    pub fn participant(&self, party: &PartyId) -> Option<&ParticipantRecord> {
+        self.participants.iter().find(|p| &p.party_id == party)
+    }
+}
+
+/// An event to publish once the transaction that caused it has committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub event_id: uuid::Uuid,
+    pub session_id: SessionId,
+    /// `session.created`, …
+    pub routing_key: String,
+    /// The serialised event; opaque to the store. May hold join tokens: deleted once published.
+    pub payload: String,
+    /// The writer publishes the event itself right after the commit; until this time the relay
+    /// leaves the row alone so the event is not published twice.
+    pub claimed_until: DateTime<Utc>,
+}
+
+/// An outbox row waiting to be published.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub event_id: uuid::Uuid,
+    pub session_id: SessionId,
+    pub routing_key: String,
+    pub payload: String,
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for OutboxRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The payload of `session.created` carries join tokens.
+        f.debug_struct("OutboxRecord")
+            .field("id", &self.id)
+            .field("event_id", &self.event_id)
+            .field("session_id", &self.session_id)
+            .field("routing_key", &self.routing_key)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A compare-and-set on one participant: `from → to`, optionally registering the join keys or the
+/// party's report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantUpdate {
+    pub session_id: SessionId,
+    pub party_id: PartyId,
+    pub from: ParticipantStatus,
+    pub to: ParticipantStatus,
+    pub at: DateTime<Utc>,
+    /// On join: (identity public key, session key); also sets `joined_at`.
+    pub join_keys: Option<(Vec<u8>, Vec<u8>)>,
+    pub report: Option<PartyReport>,
+}
+
+impl ParticipantUpdate {
+    pub fn new(
+        session_id: SessionId,
+        party_id: PartyId,
+        from: ParticipantStatus,
+        to: ParticipantStatus,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            session_id,
+            party_id,
+            from,
+            to,
+            at,
+            join_keys: None,
+            report: None,
+        }
+    }
+}
+
+/// A compare-and-set on a session: `from → to`, in the same transaction every participant in
+/// `participants.0` moves to `participants.1`, the given fields are set, and `event` is queued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionUpdate {
+    pub session_id: SessionId,
+    pub from: SessionStatus,
+    pub to: SessionStatus,
+    pub at: DateTime<Utc>,
+    /// Participant moves `(from, to)`, applied in order to every participant in `from`.
+    pub participants: Vec<(ParticipantStatus, ParticipantStatus)>,
+    pub failure_reason: Option<String>,
+    pub blamed_party: Option<PartyId>,
+    pub public_key: Option<Vec<u8>>,
+    pub signature: Option<StoredSignature>,
+    /// Sets `completed_at` to `at`.
+    pub completed: bool,
+    pub event: Option<OutboxEvent>,
+}
+
+impl SessionUpdate {
+    pub fn new(
+        session_id: SessionId,
+        from: SessionStatus,
+        to: SessionStatus,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            session_id,
+            from,
+            to,
+            at,
+            participants: Vec::new(),
+            failure_reason: None,
+            blamed_party: None,
+            public_key: None,
+            signature: None,
+            completed: false,
+            event: None,
+        }
+    }
+}
+
+/// The result of a compare-and-set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cas {
+    /// This caller's change was applied; `outbox_id` is the queued event, if any.
+    Applied { outbox_id: Option<i64> },
+    /// The row was not in the expected state (another replica or request got there first).
+    Conflict,
+}
+
+impl Cas {
+    pub fn applied(self) -> bool {
+        matches!(self, Cas::Applied { .. })
+    }
+}
+
+/// The coordinator's storage interface, implemented for PostgreSQL and SQLite.
+#[async_trait]
+pub trait CoordinatorStore: Send + Sync + 'static {
+    /// Stores a new session (status `created`, participants `invited`) and queues `event`.
+    /// Returns the outbox id. A session id that exists already is a `Conflict`.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        event: &OutboxEvent,
+    ) -> Result<i64, StoreError>;
+
+    /// The session with its participants, or `None`.
+    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Compare-and-set on one participant. `Ok(false)` when it was not in `update.from` (or does
+    /// not exist).
+    async fn update_participant(&self, update: &ParticipantUpdate) -> Result<bool, StoreError>;
+
+    /// Compare-and-set on a session (see [`SessionUpdate`]).
+    async fn update_session(&self, update: &SessionUpdate) -> Result<Cas, StoreError>;
+
+    /// Sessions not yet terminal whose deadline is at or before `now`, oldest deadline first.
+    async fn expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// How many sessions are not terminal yet.
+    async fn count_active_sessions(&self) -> Result<u64, StoreError>;
+
+    /// Claims up to `limit` outbox rows whose claim has lapsed, until `claim_until`, oldest first.
+    /// A row claimed by one caller is not returned to another before `claim_until`.
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxRecord>, StoreError>;
+
+    /// Removes a published event.
+    async fn delete_outbox(&self, id: i64) -> Result<(), StoreError>;
+
+    /// Records a failed publication; the row becomes claimable again at `retry_at`.
+    async fn retry_outbox_at(&self, id: i64, retry_at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Ids of sessions that changed (through any replica) from now on. A lagging receiver misses
+    /// ids; callers that must not miss a change also re-read periodically.
+    fn subscribe_changes(&self) -> broadcast::Receiver<SessionId>;
+}
+
+// ---- helpers shared by both backends ----
+
+/// Capacity of the change channel; a watcher that lags behind re-reads its session.
+const CHANGE_CHANNEL_CAPACITY: usize = 1024;
+
+fn parse_status<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown {what} {value:?}")))
+}
+
+fn parse_party(value: &str) -> Result<PartyId, StoreError> {
+    PartyId::parse(value).map_err(|_| StoreError::Corrupt(format!("invalid party id {value:?}")))
+}
+
+fn to_u16(value: i64, what: &str) -> Result<u16, StoreError> {
+    u16::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {value}")))
+}
+
+fn threshold(t: i64, n: i64) -> Result<Threshold, StoreError> {
+    Threshold::new(to_u16(t, "threshold_t")?, to_u16(n, "threshold_n")?)
+        .map_err(|e| StoreError::Corrupt(e.message))
+}
+
+/// Signatures are stored as `r || s || v` (65 bytes) plus the DER encoding.
+fn encode_signature(r: &[u8; 32], s: &[u8; 32], v: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(65);
+    out.extend_from_slice(r);
+    out.extend_from_slice(s);
+    out.push(v);
+    out
+}
+
+fn decode_signature(bytes: &[u8]) -> Result<([u8; 32], [u8; 32], u8), StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("signature of {} bytes", bytes.len()));
+    if bytes.len() != 65 {
+        return Err(corrupt());
+    }
+    let r: [u8; 32] = bytes[..32].try_into().map_err(|_| corrupt())?;
+    let s: [u8; 32] = bytes[32..64].try_into().map_err(|_| corrupt())?;
+    Ok((r, s, bytes[64]))
+}
+
+fn encode_helpers(helpers: &[PartyId]) -> Result<String, StoreError> {
+    serde_json::to_string(helpers).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode_recovery(
+    target: Option<String>,
+    helpers: Option<String>,
+) -> Result<Option<RecoverySpec>, StoreError> {
+    match (target, helpers) {
+        (Some(target), Some(helpers)) => Ok(Some(RecoverySpec {
+            target: parse_party(&target)?,
+            helpers: serde_json::from_str(&helpers)
+                .map_err(|e| StoreError::Corrupt(format!("recovery helpers: {e}")))?,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The columns of a participant row, read the same way on both backends.
+struct ParticipantColumns {
+    party_id: String,
+    party_index: i64,
+    device_type: Option<String>,
+    status: String,
+    joined_at: Option<DateTime<Utc>>,
+    identity_public_key: Option<Vec<u8>>,
+    session_key: Option<Vec<u8>>,
+    reported_public_key: Option<Vec<u8>>,
+    reported_signature: Option<Vec<u8>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ParticipantColumns {
+    fn into_record(self) -> Result<ParticipantRecord, StoreError> {
+        let report = match (self.reported_public_key, self.reported_signature) {
+            (Some(key), _) => Some(PartyReport::PublicKey(key)),
+            (None, Some(sig)) => {
+                let (r, s, v) = decode_signature(&sig)?;
+                Some(PartyReport::Signature { r, s, v })
+            }
+            (None, None) => None,
+        };
+        Ok(ParticipantRecord {
+            party_id: parse_party(&self.party_id)?,
+            party_index: to_u16(self.party_index, "party_index")?,
+            device_type: self.device_type,
+            status: parse_status(&self.status, "participant status")?,
+            joined_at: self.joined_at,
+            identity_public_key: self.identity_public_key,
+            session_key: self.session_key,
+            report,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// The columns of a session row, read the same way on both backends.
+struct SessionColumns {
+    id: uuid::Uuid,
+    session_type: String,
+    threshold_t: i64,
+    threshold_n: i64,
+    status: String,
+    key_id: String,
+    message_hash: Option<Vec<u8>>,
+    public_key: Option<Vec<u8>>,
+    signature: Option<Vec<u8>>,
+    signature_der: Option<Vec<u8>>,
+    recovery_target: Option<String>,
+    recovery_helpers: Option<String>,
+    failure_reason: Option<String>,
+    blamed_party: Option<String>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl SessionColumns {
+    fn into_record(
+        self,
+        participants: Vec<ParticipantColumns>,
+    ) -> Result<SessionRecord, StoreError> {
+        let signature = match self.signature {
+            Some(sig) => {
+                let (r, s, v) = decode_signature(&sig)?;
+                Some(StoredSignature {
+                    r,
+                    s,
+                    v,
+                    der: self.signature_der.unwrap_or_default(),
+                })
+            }
+            None => None,
+        };
+        Ok(SessionRecord {
+            id: SessionId(self.id),
+            session_type: parse_status(&self.session_type, "session type")?,
+            threshold: threshold(self.threshold_t, self.threshold_n)?,
+            status: parse_status(&self.status, "session status")?,
+            key_id: self.key_id,
+            message_hash: self.message_hash,
+            public_key: self.public_key,
+            signature,
+            recovery: decode_recovery(self.recovery_target, self.recovery_helpers)?,
+            failure_reason: self.failure_reason,
+            blamed_party: self.blamed_party.as_deref().map(parse_party).transpose()?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            updated_at: self.updated_at,
+            completed_at: self.completed_at,
+            participants: participants
+                .into_iter()
+                .map(ParticipantColumns::into_record)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// The report columns of a participant update: (public key, r||s||v).
+fn report_columns(report: Option<&PartyReport>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    match report {
+        Some(PartyReport::PublicKey(key)) => (Some(key.clone()), None),
+        Some(PartyReport::Signature { r, s, v }) => (None, Some(encode_signature(r, s, *v))),
+        None => (None, None),
+    }
+}

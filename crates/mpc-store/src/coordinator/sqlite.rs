@@ -1,0 +1,378 @@
+//! SQLite implementation of [`CoordinatorStore`] (the embedded default: one process). Timestamps
+//! are stored as integer milliseconds; write transactions start with `BEGIN IMMEDIATE` so that
+//! concurrent writers queue on the busy timeout instead of failing on a lock upgrade.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mpc_proto::SessionId;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use tokio::sync::broadcast;
+
+use super::{
+    CHANGE_CHANNEL_CAPACITY, Cas, CoordinatorStore, NewSession, OutboxEvent, OutboxRecord,
+    ParticipantColumns, ParticipantUpdate, SessionColumns, SessionRecord, SessionUpdate,
+    encode_helpers, encode_signature, report_columns,
+};
+use crate::error::StoreError;
+
+pub struct SqliteCoordinatorStore {
+    pool: SqlitePool,
+    changes: broadcast::Sender<SessionId>,
+}
+
+impl std::fmt::Debug for SqliteCoordinatorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCoordinatorStore")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteCoordinatorStore {
+    /// Migrations must have run.
+    pub fn new(pool: SqlitePool) -> Self {
+        let (changes, _) = broadcast::channel(CHANGE_CHANNEL_CAPACITY);
+        Self { pool, changes }
+    }
+
+    fn changed(&self, id: SessionId) {
+        let _ = self.changes.send(id);
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| sqlx::Error::Decode(format!("timestamp out of range: {ms}").into()))
+}
+
+fn opt_from_ms(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    ms.map(from_ms).transpose()
+}
+
+const SESSION_COLUMNS: &str = "id, session_type, threshold_t, threshold_n, status, key_id, \
+     message_hash, public_key, signature, signature_der, recovery_target, recovery_helpers, \
+     failure_reason, blamed_party, created_at, expires_at, updated_at, completed_at";
+
+const PARTICIPANT_COLUMNS: &str = "party_id, party_index, device_type, status, joined_at, \
+     identity_public_key, session_key, reported_public_key, reported_signature, updated_at";
+
+fn session_columns(row: &SqliteRow) -> Result<SessionColumns, sqlx::Error> {
+    Ok(SessionColumns {
+        id: row.try_get("id")?,
+        session_type: row.try_get("session_type")?,
+        threshold_t: row.try_get("threshold_t")?,
+        threshold_n: row.try_get("threshold_n")?,
+        status: row.try_get("status")?,
+        key_id: row.try_get("key_id")?,
+        message_hash: row.try_get("message_hash")?,
+        public_key: row.try_get("public_key")?,
+        signature: row.try_get("signature")?,
+        signature_der: row.try_get("signature_der")?,
+        recovery_target: row.try_get("recovery_target")?,
+        recovery_helpers: row.try_get("recovery_helpers")?,
+        failure_reason: row.try_get("failure_reason")?,
+        blamed_party: row.try_get("blamed_party")?,
+        created_at: from_ms(row.try_get("created_at")?)?,
+        expires_at: from_ms(row.try_get("expires_at")?)?,
+        updated_at: from_ms(row.try_get("updated_at")?)?,
+        completed_at: opt_from_ms(row.try_get("completed_at")?)?,
+    })
+}
+
+fn participant_columns(row: &SqliteRow) -> Result<ParticipantColumns, sqlx::Error> {
+    Ok(ParticipantColumns {
+        party_id: row.try_get("party_id")?,
+        party_index: row.try_get("party_index")?,
+        device_type: row.try_get("device_type")?,
+        status: row.try_get("status")?,
+        joined_at: opt_from_ms(row.try_get("joined_at")?)?,
+        identity_public_key: row.try_get("identity_public_key")?,
+        session_key: row.try_get("session_key")?,
+        reported_public_key: row.try_get("reported_public_key")?,
+        reported_signature: row.try_get("reported_signature")?,
+        updated_at: from_ms(row.try_get("updated_at")?)?,
+    })
+}
+
+async fn insert_outbox(
+    conn: &mut sqlx::SqliteConnection,
+    event: &OutboxEvent,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO coordinator_outbox \
+         (event_id, session_id, routing_key, payload, created_at, claimed_until) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(event.event_id)
+    .bind(event.session_id.0)
+    .bind(&event.routing_key)
+    .bind(&event.payload)
+    .bind(ms(now))
+    .bind(ms(event.claimed_until))
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+#[async_trait]
+impl CoordinatorStore for SqliteCoordinatorStore {
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        event: &OutboxEvent,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (target, helpers) = match &session.recovery {
+            Some(r) => (
+                Some(r.target.as_str().to_owned()),
+                Some(encode_helpers(&r.helpers)?),
+            ),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO mpc_sessions (id, session_type, threshold_n, threshold_t, status, \
+             message_hash, public_key, created_at, expires_at, key_id, recovery_target, \
+             recovery_helpers, updated_at) \
+             VALUES ($1, $2, $3, $4, 'created', $5, $6, $7, $8, $9, $10, $11, $7)",
+        )
+        .bind(session.id.0)
+        .bind(session.session_type.as_str())
+        .bind(i64::from(session.threshold.n))
+        .bind(i64::from(session.threshold.t))
+        .bind(&session.message_hash)
+        .bind(&session.public_key)
+        .bind(ms(session.created_at))
+        .bind(ms(session.expires_at))
+        .bind(&session.key_id)
+        .bind(target)
+        .bind(helpers)
+        .execute(&mut *tx)
+        .await?;
+        for p in &session.participants {
+            sqlx::query(
+                "INSERT INTO session_participants \
+                 (id, session_id, party_id, party_index, status, device_type, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'invited', $5, $6)",
+            )
+            .bind(uuid::Uuid::new_v4())
+            .bind(session.id.0)
+            .bind(p.party_id.as_str())
+            .bind(i64::from(p.party_index))
+            .bind(&p.device_type)
+            .bind(ms(session.created_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let outbox_id = insert_outbox(&mut tx, event, session.created_at).await?;
+        tx.commit().await?;
+        self.changed(session.id);
+        Ok(outbox_id)
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        // A read transaction: one snapshot for the session and its participants.
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM mpc_sessions WHERE id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = session_columns(&row)?;
+        let participants = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PARTICIPANT_COLUMNS} FROM session_participants \
+             WHERE session_id = $1 ORDER BY party_index"
+        )))
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(participant_columns)
+        .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        session.into_record(participants).map(Some)
+    }
+
+    async fn update_participant(&self, update: &ParticipantUpdate) -> Result<bool, StoreError> {
+        let (identity, session_key) = match &update.join_keys {
+            Some((identity, key)) => (Some(identity), Some(key)),
+            None => (None, None),
+        };
+        let (reported_key, reported_sig) = report_columns(update.report.as_ref());
+        let result = sqlx::query(
+            "UPDATE session_participants SET status = $4, updated_at = $5, \
+               joined_at = CASE WHEN $6 THEN $5 ELSE joined_at END, \
+               identity_public_key = COALESCE($7, identity_public_key), \
+               session_key = COALESCE($8, session_key), \
+               reported_public_key = COALESCE($9, reported_public_key), \
+               reported_signature = COALESCE($10, reported_signature) \
+             WHERE session_id = $1 AND party_id = $2 AND status = $3",
+        )
+        .bind(update.session_id.0)
+        .bind(update.party_id.as_str())
+        .bind(update.from.as_str())
+        .bind(update.to.as_str())
+        .bind(ms(update.at))
+        .bind(update.join_keys.is_some())
+        .bind(identity)
+        .bind(session_key)
+        .bind(reported_key)
+        .bind(reported_sig)
+        .execute(&self.pool)
+        .await?;
+        let changed = result.rows_affected() == 1;
+        if changed {
+            self.changed(update.session_id);
+        }
+        Ok(changed)
+    }
+
+    async fn update_session(&self, update: &SessionUpdate) -> Result<Cas, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let (signature, der) = match &update.signature {
+            Some(sig) => (
+                Some(encode_signature(&sig.r, &sig.s, sig.v)),
+                Some(sig.der.clone()),
+            ),
+            None => (None, None),
+        };
+        let result = sqlx::query(
+            "UPDATE mpc_sessions SET status = $3, updated_at = $4, \
+               failure_reason = COALESCE($5, failure_reason), \
+               blamed_party = COALESCE($6, blamed_party), \
+               public_key = COALESCE($7, public_key), \
+               signature = COALESCE($8, signature), \
+               signature_der = COALESCE($9, signature_der), \
+               completed_at = CASE WHEN $10 THEN $4 ELSE completed_at END \
+             WHERE id = $1 AND status = $2",
+        )
+        .bind(update.session_id.0)
+        .bind(update.from.as_str())
+        .bind(update.to.as_str())
+        .bind(ms(update.at))
+        .bind(&update.failure_reason)
+        .bind(update.blamed_party.as_ref().map(|p| p.as_str()))
+        .bind(&update.public_key)
+        .bind(signature)
+        .bind(der)
+        .bind(update.completed)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Cas::Conflict);
+        }
+        for (from, to) in &update.participants {
+            sqlx::query(
+                "UPDATE session_participants SET status = $3, updated_at = $4 \
+                 WHERE session_id = $1 AND status = $2",
+            )
+            .bind(update.session_id.0)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(ms(update.at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let outbox_id = match &update.event {
+            Some(event) => Some(insert_outbox(&mut tx, event, update.at).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        self.changed(update.session_id);
+        Ok(Cas::Applied { outbox_id })
+    }
+
+    async fn expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM mpc_sessions \
+             WHERE status IN ('created', 'waiting', 'in_progress') AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2",
+        )
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(SessionId).collect())
+    }
+
+    async fn count_active_sessions(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM mpc_sessions \
+             WHERE status IN ('created', 'waiting', 'in_progress')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        claim_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        // One writer at a time (BEGIN IMMEDIATE): two relays never claim the same row.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE coordinator_outbox SET claimed_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM coordinator_outbox WHERE claimed_until <= $1 \
+                          ORDER BY id LIMIT $3) \
+             RETURNING id, event_id, session_id, routing_key, payload, attempts",
+        )
+        .bind(ms(now))
+        .bind(ms(claim_until))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut out = rows
+            .iter()
+            .map(|row| -> Result<OutboxRecord, sqlx::Error> {
+                Ok(OutboxRecord {
+                    id: row.try_get("id")?,
+                    event_id: row.try_get("event_id")?,
+                    session_id: SessionId(row.try_get("session_id")?),
+                    routing_key: row.try_get("routing_key")?,
+                    payload: row.try_get("payload")?,
+                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    async fn delete_outbox(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM coordinator_outbox WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_outbox_at(&self, id: i64, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE coordinator_outbox SET claimed_until = $2 WHERE id = $1")
+            .bind(id)
+            .bind(ms(retry_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn subscribe_changes(&self) -> broadcast::Receiver<SessionId> {
+        self.changes.subscribe()
+    }
+}
