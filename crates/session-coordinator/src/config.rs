@@ -1,0 +1,166 @@
+//! The coordinator's configuration. Secrets (the join-token seed, the service token) are
+//! `SecretString`s: they never appear in `Debug` output or logs.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use base64::Engine;
+use mpc_proto::TokenSigner;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::CoordinatorError;
+
+/// Integration guide: HTTP 8081.
+pub const DEFAULT_HTTP_PORT: u16 = 8081;
+/// Integration guide: gRPC 50051.
+pub const DEFAULT_GRPC_PORT: u16 = 50051;
+/// Integration guide §6.1: sessions expire after 10 minutes by default.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(600);
+pub const DEFAULT_MAX_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
+
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// Where the `mpc` binary connects the coordinator's database (`postgres://…` or `sqlite:…`).
+    /// `serve` itself receives the connected pool.
+    pub database_url: String,
+    /// 32 bytes, base64: the Ed25519 seed that signs join tokens. Required; the `mpc` binary
+    /// generates and persists one. Whoever has it can join any session.
+    pub join_token_seed: SecretString,
+    /// Lifetime of a session created with `lifetime_seconds = 0`.
+    pub default_session_lifetime: Duration,
+    /// Upper bound on a requested lifetime.
+    pub max_session_lifetime: Duration,
+    /// How often expired sessions are swept (also refreshes the active-sessions gauge).
+    pub expiry_interval: Duration,
+    /// How often the outbox relay retries events that could not be published at once.
+    pub outbox_interval: Duration,
+    /// Watchers re-read their session this often even without a change notification, to catch
+    /// notifications lost while a database connection was re-established.
+    pub watch_poll_interval: Duration,
+    /// When set, CreateSession, GetSession and WatchSession (without a join token) need
+    /// `authorization: Bearer <token>`.
+    pub service_token: Option<SecretString>,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for everything but the database url and the join-token seed.
+    pub fn new(database_url: impl Into<String>, join_token_seed: SecretString) -> Self {
+        Self {
+            http_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_HTTP_PORT)),
+            grpc_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_GRPC_PORT)),
+            database_url: database_url.into(),
+            join_token_seed,
+            default_session_lifetime: DEFAULT_SESSION_LIFETIME,
+            max_session_lifetime: DEFAULT_MAX_SESSION_LIFETIME,
+            expiry_interval: Duration::from_secs(1),
+            outbox_interval: Duration::from_secs(1),
+            watch_poll_interval: Duration::from_secs(2),
+            service_token: None,
+        }
+    }
+
+    /// The join-token signer from the configured seed.
+    pub fn token_signer(&self) -> Result<TokenSigner, CoordinatorError> {
+        let seed = decode_seed(self.join_token_seed.expose_secret())?;
+        Ok(TokenSigner::from_seed(&seed))
+    }
+
+    /// The Ed25519 public key that verifies this coordinator's join tokens (for the router).
+    pub fn join_token_public_key(&self) -> Result<[u8; 32], CoordinatorError> {
+        Ok(self.token_signer()?.public_key())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), CoordinatorError> {
+        self.token_signer()?;
+        let positive = [
+            ("default_session_lifetime", self.default_session_lifetime),
+            ("max_session_lifetime", self.max_session_lifetime),
+            ("expiry_interval", self.expiry_interval),
+            ("outbox_interval", self.outbox_interval),
+            ("watch_poll_interval", self.watch_poll_interval),
+        ];
+        for (name, value) in positive {
+            if value.is_zero() {
+                return Err(CoordinatorError::Config(format!("{name} must be positive")));
+            }
+        }
+        if self.default_session_lifetime > self.max_session_lifetime {
+            return Err(CoordinatorError::Config(
+                "default_session_lifetime exceeds max_session_lifetime".into(),
+            ));
+        }
+        if let Some(token) = &self.service_token
+            && token.expose_secret().trim().is_empty()
+        {
+            return Err(CoordinatorError::Config(
+                "service_token is set but empty".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn decode_seed(b64: &str) -> Result<Zeroizing<[u8; 32]>, CoordinatorError> {
+    let invalid =
+        || CoordinatorError::Config("join_token_seed must be 32 bytes, base64-encoded".to_owned());
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| invalid())?,
+    );
+    let mut seed = Zeroizing::new([0u8; 32]);
+    if bytes.len() != seed.len() {
+        return Err(invalid());
+    }
+    seed.copy_from_slice(&bytes);
+    Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(seed: &str) -> CoordinatorConfig {
+        CoordinatorConfig::new("sqlite::memory:", SecretString::from(seed.to_owned()))
+    }
+
+    #[test]
+    fn seed_must_be_32_bytes_of_base64() {
+        let good = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert!(config(&good).validate().is_ok());
+        assert_eq!(
+            config(&good).join_token_public_key().unwrap(),
+            TokenSigner::from_seed(&[7u8; 32]).public_key()
+        );
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 31]);
+        for bad in ["", "not base64!", short.as_str()] {
+            assert!(
+                matches!(config(bad).validate(), Err(CoordinatorError::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let seed = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let mut c = config(&seed);
+        c.service_token = Some(SecretString::from("service-secret".to_owned()));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains(&seed) && !shown.contains("service-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn defaults_follow_the_guide() {
+        let c = config("");
+        assert_eq!(c.http_addr.port(), 8081);
+        assert_eq!(c.grpc_addr.port(), 50051);
+        assert_eq!(c.default_session_lifetime, Duration::from_secs(600));
+    }
+}
