@@ -139,14 +139,21 @@ pub struct Running {
 
 impl Running {
     pub async fn start(db: Db, bus: Arc<RecordingBus>, config: CoordinatorConfig) -> Running {
+        Self::start_with_bus(db, bus.clone(), bus, config).await
+    }
+
+    /// A coordinator publishing to `events` (a real bus); `bus` only records if `events` is it.
+    pub async fn start_with_bus(
+        db: Db,
+        events: Arc<dyn EventBus>,
+        bus: Arc<RecordingBus>,
+        config: CoordinatorConfig,
+    ) -> Running {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http_addr, grpc_addr) = (http.local_addr().unwrap(), grpc.local_addr().unwrap());
         let shutdown = Shutdown::new();
-        let resources = CoordinatorResources {
-            db,
-            bus: bus.clone(),
-        };
+        let resources = CoordinatorResources { db, bus: events };
         let listeners = CoordinatorListeners { http, grpc };
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
