@@ -7,10 +7,18 @@
 #![forbid(unsafe_code)]
 
 pub mod event;
+pub mod memory;
+pub mod rabbitmq;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod topic;
 
 use async_trait::async_trait;
 
 pub use event::{EventKind, EventParticipant, SessionEvent};
+pub use memory::MemoryBus;
+pub use rabbitmq::{RabbitBus, RabbitConfig};
+pub use topic::topic_matches;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
