@@ -74,6 +74,24 @@ async fn an_absent_party_leaves_the_session_waiting_then_expired(t: TestDb) {
     );
     assert_eq!(late.code, ErrorCode::SessionExpired);
     assert_eq!(late.message, "session expired: keygen failed: timeout");
+    // Once the token itself is past its expiry (plus the leeway), it is just invalid.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let err = api_error(
+            client
+                .join_session(join_request(&created.join_tokens["server_party_2"]))
+                .await,
+        );
+        if err.code == ErrorCode::InvalidJoinToken {
+            break;
+        }
+        assert_eq!(err.code, ErrorCode::SessionExpired);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "token never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let body = http(c.http, "GET", &format!("/api/v1/sessions/{id}"), None, None)
         .await
         .body;
