@@ -315,13 +315,15 @@ impl<P: RoundProtocol> Session<P> {
                 Misbehaviour::WrongRound { round: m.round },
             ));
         }
+        // Authenticate before judging duplicates: a forgery injected after the genuine message
+        // is reported as undecryptable, a true repeat as a duplicate.
+        let plain = self.channel.open(m.from, m.round, &m.payload)?;
         if self.done || m.round < self.round || self.buffer.contains_key(&(m.round, m.from)) {
             return Err(ProtocolError::blame(
                 m.from,
                 Misbehaviour::Duplicate { round: m.round },
             ));
         }
-        let plain = self.channel.open(m.from, m.round, &m.payload)?;
         let frame: Frame =
             postcard::from_bytes(&plain).map_err(|e| ProtocolError::malformed(m.from, e))?;
         self.check_frame_shape(m.from, m.round, &frame)?;

@@ -116,5 +116,9 @@ fn different_hashes_do_not_mix() {
     let b = mpc_protocol::sign(shares[1].clone(), random_hash(&mut r), it.next().unwrap()).unwrap();
     let failure =
         run_with(&mut r, vec![a, b], |_| Fault::Pass).expect_err("mismatched hashes must abort");
-    assert!(failure.error.blamed_party().is_some(), "{}", failure.error);
+    assert!(
+        failure.error().blamed_party().is_some(),
+        "{}",
+        failure.error()
+    );
 }

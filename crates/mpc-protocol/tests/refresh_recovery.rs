@@ -62,7 +62,8 @@ fn sign_fails(r: &mut ChaCha20Rng, signers: &[Arc<KeyShare>]) -> ProtocolError {
         .collect();
     run_with(r, sessions, |_| Fault::Pass)
         .expect_err("mixing old and new shares must fail")
-        .error
+        .error()
+        .clone()
 }
 
 fn sign_ok(r: &mut ChaCha20Rng, signers: &[Arc<KeyShare>]) {
@@ -205,10 +206,10 @@ fn new_holder_rejects_helpers_of_another_key() {
         })
         .collect();
     let failure = run_with(&mut r, sessions, |_| Fault::Pass).expect_err("must fail");
-    assert_eq!(failure.at, idx(0));
+    assert_eq!(failure.at(), idx(0));
     assert!(
-        helpers.contains(&failure.error.blamed_party().unwrap()),
+        helpers.contains(&failure.error().blamed_party().unwrap()),
         "{}",
-        failure.error
+        failure.error()
     );
 }

@@ -6,7 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{RecoveryId, VerifyingKey};
@@ -78,15 +78,38 @@ pub enum Fault {
     Replace(Message),
     /// Deliver the message and then this one too.
     Also(Message),
+    /// Deliver this message to the given party, whatever its `to` says.
+    DeliverTo(PartyIndex, Message),
     /// Drop it.
     Drop,
 }
 
-/// A party's failure: which party's session failed, and why.
+/// How a run failed.
 #[derive(Debug)]
-pub struct Failure {
-    pub at: PartyIndex,
-    pub error: ProtocolError,
+pub enum Failure {
+    /// A party's session failed.
+    Error {
+        at: PartyIndex,
+        error: ProtocolError,
+    },
+    /// No message in flight, yet some sessions are unfinished: (party, whom it waits for).
+    Stalled(Vec<(PartyIndex, Vec<PartyIndex>)>),
+}
+
+impl Failure {
+    pub fn error(&self) -> &ProtocolError {
+        match self {
+            Failure::Error { error, .. } => error,
+            Failure::Stalled(s) => panic!("expected an error, the run stalled: {s:?}"),
+        }
+    }
+
+    pub fn at(&self) -> PartyIndex {
+        match self {
+            Failure::Error { at, .. } => *at,
+            Failure::Stalled(s) => panic!("expected an error, the run stalled: {s:?}"),
+        }
+    }
 }
 
 /// Runs all sessions to completion over the simulated network, shuffling the delivery order.
@@ -105,7 +128,10 @@ pub fn run_with<P: RoundProtocol>(
     let mut in_flight: Vec<Message> = Vec::new();
     for s in sessions.iter_mut() {
         let me = s.me();
-        in_flight.extend(s.start().map_err(|error| Failure { at: me, error })?);
+        in_flight.extend(
+            s.start()
+                .map_err(|error| Failure::Error { at: me, error })?,
+        );
     }
     let mut outputs: BTreeMap<usize, P::Output> = BTreeMap::new();
     loop {
@@ -125,18 +151,19 @@ pub fn run_with<P: RoundProtocol>(
                 .filter(|s| !s.is_finished())
                 .map(|s| (s.me(), s.waiting_for()))
                 .collect();
-            panic!("network is quiet but sessions are unfinished (party, waiting for): {stuck:?}");
+            return Err(Failure::Stalled(stuck));
         }
         let pick = rng.random_range(0..in_flight.len());
         let message = in_flight.swap_remove(pick);
         let deliveries = match fault(&message) {
-            Fault::Pass => vec![message],
-            Fault::Replace(m) => vec![m],
-            Fault::Also(m) => vec![message, m],
+            Fault::Pass => vec![(message.to, message)],
+            Fault::Replace(m) => vec![(m.to, m)],
+            Fault::Also(m) => vec![(message.to, message), (m.to, m)],
+            Fault::DeliverTo(p, m) => vec![(p, m)],
             Fault::Drop => vec![],
         };
-        for m in deliveries {
-            let Some(&target) = position.get(&m.to) else {
+        for (recipient, m) in deliveries {
+            let Some(&target) = position.get(&recipient) else {
                 continue;
             };
             let session = &mut sessions[target];
@@ -144,15 +171,14 @@ pub fn run_with<P: RoundProtocol>(
             in_flight.extend(
                 session
                     .handle(m)
-                    .map_err(|error| Failure { at: me, error })?,
+                    .map_err(|error| Failure::Error { at: me, error })?,
             );
         }
     }
 }
 
 pub fn run<P: RoundProtocol>(rng: &mut ChaCha20Rng, sessions: Vec<Session<P>>) -> Vec<P::Output> {
-    run_with(rng, sessions, |_| Fault::Pass)
-        .unwrap_or_else(|f| panic!("protocol failed at party {}: {}", f.at, f.error))
+    run_with(rng, sessions, |_| Fault::Pass).unwrap_or_else(|f| panic!("protocol failed: {f:?}"))
 }
 
 /// Runs a fresh keygen for `t`-of-`n`.
@@ -213,16 +239,19 @@ pub fn subsets(n: u16, k: u16) -> Vec<Vec<u16>> {
         .collect()
 }
 
-/// A 2-of-3 key computed once per test binary and shared by the tests that need one.
+/// The committed 2-of-3 test key (`tests/fixtures/share_v1_2of3_p*.bin`), so tests that only need
+/// some key do not pay for a keygen.
 pub fn shared_2_of_3() -> Vec<Arc<KeyShare>> {
-    static KEY: LazyLock<Mutex<Option<Vec<Arc<KeyShare>>>>> = LazyLock::new(|| Mutex::new(None));
-    let mut guard = KEY.lock().unwrap_or_else(|e| e.into_inner());
-    guard
-        .get_or_insert_with(|| {
-            let mut r = rng("shared 2-of-3 keygen");
-            keygen(&mut r, 2, 3).into_iter().map(Arc::new).collect()
-        })
-        .clone()
+    static KEY: LazyLock<Vec<Arc<KeyShare>>> = LazyLock::new(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        (0..3)
+            .map(|i| {
+                let bytes = std::fs::read(dir.join(format!("share_v1_2of3_p{i}.bin"))).unwrap();
+                Arc::new(KeyShare::from_bytes(&bytes).unwrap())
+            })
+            .collect()
+    });
+    KEY.clone()
 }
 
 /// Shuffles in place with the test RNG.
