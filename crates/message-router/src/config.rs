@@ -35,6 +35,10 @@ pub struct RouterConfig {
     pub max_fetch_wait: Duration,
     /// The durable event-bus queue the router consumes `session.*` from. Default `mpc.router`.
     pub bus_queue: String,
+    /// After shutdown, how long open connections may take to finish before `serve` returns
+    /// anyway (a client that stopped reading a stream would otherwise hold it forever).
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
 }
 
 impl RouterConfig {
@@ -49,6 +53,7 @@ impl RouterConfig {
             poll_interval: Duration::from_secs(5),
             max_fetch_wait: Duration::from_secs(30),
             bus_queue: "mpc.router".to_owned(),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 

@@ -71,7 +71,8 @@ pub enum ServeError {
 /// Runs the router until `shutdown` is cancelled: applies its migrations, then serves gRPC on
 /// `listeners.grpc` and HTTP (API mirror, `/healthz`, `/readyz`, `/metrics`) on
 /// `listeners.http`, consumes session events, and sweeps expired envelopes. Returns when both
-/// servers have stopped; an error of either server stops the other.
+/// servers have stopped (an error of either stops the other), or `shutdown_grace` after
+/// shutdown if some connection is still open then.
 pub async fn serve(
     config: RouterConfig,
     resources: RouterResources,
@@ -164,11 +165,25 @@ pub async fn serve(
             result.map_err(ServeError::Grpc)
         }
     };
-    let (http_result, grpc_result) = tokio::join!(http_server, grpc_server);
+    let servers = async { tokio::join!(http_server, grpc_server) };
+    let drain_deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(config.shutdown_grace).await;
+    };
+    let result = tokio::select! {
+        (http_result, grpc_result) = servers => http_result.and(grpc_result),
+        () = drain_deadline => {
+            tracing::warn!(
+                grace = ?config.shutdown_grace,
+                "connections still open after the shutdown grace; stopping without them"
+            );
+            Ok(())
+        }
+    };
     stop.cancel();
     while tasks.join_next().await.is_some() {}
     tracing::info!("message router stopped");
-    http_result.and(grpc_result)
+    result
 }
 
 struct RouterReadiness {

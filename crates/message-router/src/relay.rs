@@ -279,7 +279,13 @@ impl Relay {
                 .run_subscription(&mailbox, after_seq, expires_in, &sender)
                 .await;
             if let Err(e) = end {
-                let _ = sender.send(Err(e)).await;
+                // The client learns why its stream ends if it is reading; a client that is not
+                // must not keep this task alive past shutdown.
+                tokio::select! {
+                    biased;
+                    _ = sender.send(Err(e)) => {}
+                    () = relay.shutdown.cancelled() => {}
+                }
             }
             tracing::debug!(
                 session_id = %mailbox.session_id,
@@ -307,8 +313,11 @@ impl Relay {
             for envelope in envelopes {
                 let (seq, created_at) = (envelope.seq, envelope.created_at);
                 // Waits while a slow client's buffer is full; only this subscription waits.
-                if sender.send(Ok(envelope)).await.is_err() {
-                    return Ok(());
+                tokio::select! {
+                    sent = sender.send(Ok(envelope)) => if sent.is_err() {
+                        return Ok(());
+                    },
+                    () = self.shutdown.cancelled() => return Err(shutting_down()),
                 }
                 self.metrics.delivered(created_at);
                 cursor = seq;
