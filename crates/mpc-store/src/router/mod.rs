@@ -258,6 +258,34 @@ impl ChangeFeed {
     }
 }
 
+/// The stored envelope whose `message_id` a new envelope reuses, as a backend read it.
+struct Existing<'r> {
+    same_session: bool,
+    from_party: &'r str,
+    to_party: Option<&'r str>,
+    round: i64,
+    payload: &'r [u8],
+    /// Its number of deliveries.
+    recipients: i64,
+}
+
+/// A retry of the same envelope (the timestamps and deadline may differ) is a duplicate;
+/// anything else reusing the id is a conflict.
+fn outcome_for_existing(existing: Existing<'_>, envelope: &NewEnvelope) -> RouteOutcome {
+    let same = existing.same_session
+        && existing.from_party == envelope.from_party.as_str()
+        && existing.to_party == envelope.to_party.as_ref().map(|p| p.as_str())
+        && existing.round == i64::from(envelope.round)
+        && existing.payload == envelope.payload.as_slice();
+    if same {
+        RouteOutcome::Duplicate {
+            recipients: u32::try_from(existing.recipients).unwrap_or(u32::MAX),
+        }
+    } else {
+        RouteOutcome::Conflict
+    }
+}
+
 /// `u64` sequence numbers are stored as `BIGINT`; anything past `i64::MAX` cannot exist.
 fn seq_to_db(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
@@ -306,7 +334,20 @@ fn page_len(sizes: &[i64], limit: usize, max_bytes: u64) -> usize {
 
 #[cfg(test)]
 mod unit_tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Notifications come from the database, possibly from other versions or other
+        /// services on the channel: parsing never panics, and valid mailboxes round-trip.
+        #[test]
+        fn notify_payload_parse_is_total(s in "\\PC{0,80}", party in "[A-Za-z0-9_.:-]{1,128}") {
+            let _ = Mailbox::parse_notify_payload(&s);
+            let mailbox = Mailbox::new(SessionId::new_random(), PartyId::parse(&party).unwrap());
+            prop_assert_eq!(Mailbox::parse_notify_payload(&mailbox.to_notify_payload()), Some(mailbox));
+        }
+    }
 
     #[test]
     fn notify_payload_round_trips() {

@@ -10,9 +10,10 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
-    ChangeFeed, FetchOutcome, Mailbox, NOTIFY_CHANNEL, NewEnvelope, RouteOutcome, RouterStore,
-    StoredEnvelope, SweepReport, TOMBSTONE_RETENTION, duration_to_chrono, page_len, party_from_db,
-    round_from_db, seq_from_db, seq_to_db, sorted_recipients,
+    ChangeFeed, Existing, FetchOutcome, Mailbox, NOTIFY_CHANNEL, NewEnvelope, RouteOutcome,
+    RouterStore, StoredEnvelope, SweepReport, TOMBSTONE_RETENTION, duration_to_chrono,
+    outcome_for_existing, page_len, party_from_db, round_from_db, seq_from_db, seq_to_db,
+    sorted_recipients,
 };
 use crate::error::StoreError;
 
@@ -286,17 +287,15 @@ async fn compare_with_existing(
     .bind(envelope.message_id.0)
     .fetch_one(&mut **tx)
     .await?;
-    let same = row.try_get::<Uuid, _>("session_id")? == envelope.session_id.0
-        && row.try_get::<&str, _>("from_party")? == envelope.from_party.as_str()
-        && row.try_get::<Option<&str>, _>("to_party")?
-            == envelope.to_party.as_ref().map(|p| p.as_str())
-        && row.try_get::<i64, _>("round")? == i64::from(envelope.round)
-        && row.try_get::<&[u8], _>("payload")? == envelope.payload.as_slice();
-    if !same {
-        return Ok(RouteOutcome::Conflict);
-    }
-    let recipients: i64 = row.try_get("recipients")?;
-    Ok(RouteOutcome::Duplicate {
-        recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
-    })
+    Ok(outcome_for_existing(
+        Existing {
+            same_session: row.try_get::<Uuid, _>("session_id")? == envelope.session_id.0,
+            from_party: row.try_get("from_party")?,
+            to_party: row.try_get("to_party")?,
+            round: row.try_get("round")?,
+            payload: row.try_get("payload")?,
+            recipients: row.try_get("recipients")?,
+        },
+        envelope,
+    ))
 }

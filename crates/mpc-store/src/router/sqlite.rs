@@ -11,9 +11,9 @@ use mpc_proto::{MessageId, SessionId};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::{
-    ChangeFeed, FetchOutcome, Mailbox, NewEnvelope, RouteOutcome, RouterStore, StoredEnvelope,
-    SweepReport, TOMBSTONE_RETENTION, duration_to_chrono, page_len, party_from_db, round_from_db,
-    seq_from_db, seq_to_db, sorted_recipients,
+    ChangeFeed, Existing, FetchOutcome, Mailbox, NewEnvelope, RouteOutcome, RouterStore,
+    StoredEnvelope, SweepReport, TOMBSTONE_RETENTION, duration_to_chrono, outcome_for_existing,
+    page_len, party_from_db, round_from_db, seq_from_db, seq_to_db, sorted_recipients,
 };
 use crate::error::StoreError;
 
@@ -298,17 +298,16 @@ async fn compare_with_existing(
     .bind(message_id)
     .fetch_one(&mut **tx)
     .await?;
-    let same = row.try_get::<&str, _>("session_id")? == uuid_text(&envelope.session_id.0)
-        && row.try_get::<&str, _>("from_party")? == envelope.from_party.as_str()
-        && row.try_get::<Option<&str>, _>("to_party")?
-            == envelope.to_party.as_ref().map(|p| p.as_str())
-        && row.try_get::<i64, _>("round")? == i64::from(envelope.round)
-        && row.try_get::<&[u8], _>("payload")? == envelope.payload.as_slice();
-    if !same {
-        return Ok(RouteOutcome::Conflict);
-    }
-    let recipients: i64 = row.try_get("recipients")?;
-    Ok(RouteOutcome::Duplicate {
-        recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
-    })
+    Ok(outcome_for_existing(
+        Existing {
+            same_session: row.try_get::<&str, _>("session_id")?
+                == uuid_text(&envelope.session_id.0),
+            from_party: row.try_get("from_party")?,
+            to_party: row.try_get("to_party")?,
+            round: row.try_get("round")?,
+            payload: row.try_get("payload")?,
+            recipients: row.try_get("recipients")?,
+        },
+        envelope,
+    ))
 }
