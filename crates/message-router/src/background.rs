@@ -8,9 +8,9 @@ use chrono::Utc;
 use mpc_bus::{Delivery, EventBus, EventKind};
 use mpc_store::router::RouterStore;
 
-use crate::Shutdown;
 use crate::hub::Hub;
 use crate::metrics::RouterMetrics;
+use crate::{Shutdown, sleep_or_shutdown};
 
 /// The bus patterns the router's queue is bound to.
 pub const BUS_PATTERNS: [&str; 1] = ["session.*"];
@@ -134,13 +134,5 @@ pub async fn sweep_periodically(
         if sleep_or_shutdown(interval, &shutdown).await {
             return;
         }
-    }
-}
-
-/// Sleeps; true when shutdown came first.
-async fn sleep_or_shutdown(duration: Duration, shutdown: &Shutdown) -> bool {
-    tokio::select! {
-        () = shutdown.cancelled() => true,
-        () = tokio::time::sleep(duration) => false,
     }
 }

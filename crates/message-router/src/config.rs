@@ -198,6 +198,13 @@ mod tests {
         assert!(from_hex.verifier().is_ok());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn public_key_parse_never_panics(s in "\\PC{0,100}") {
+            let _ = s.parse::<JoinTokenPublicKey>();
+        }
+    }
+
     #[test]
     fn from_vars_defaults_and_overrides() {
         let mut vars: HashMap<&str, &str> = HashMap::new();

@@ -109,9 +109,8 @@ pub async fn pump_change_feed(store: Arc<dyn RouterStore>, hub: Hub, shutdown: S
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for router notifications; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                if crate::sleep_or_shutdown(backoff, &shutdown).await {
+                    return;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;

@@ -203,3 +203,11 @@ impl Readiness for RouterReadiness {
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// Sleeps; true when shutdown came first.
+async fn sleep_or_shutdown(duration: std::time::Duration, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
