@@ -294,7 +294,10 @@ impl Http {
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .unwrap();
-        let response = self.client.request(request).await.unwrap();
+        let response = match self.client.request(request).await {
+            Ok(response) => response,
+            Err(e) => panic!("{method} {url}: {e:?}"),
+        };
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -303,10 +306,11 @@ impl Http {
     }
 }
 
-/// A router on a fresh database with an in-process bus, and the coordinator minting tokens.
+/// A router on a fresh database with an event bus (in-process unless a test brings its own),
+/// and the coordinator minting tokens.
 pub struct Fixture {
     pub coordinator: Coordinator,
-    pub bus: MemoryBus,
+    pub bus: Arc<dyn EventBus>,
     pub router: TestRouter,
     pub db: TestDb,
 }
@@ -317,15 +321,16 @@ impl Fixture {
     }
 
     pub async fn start_with(db: TestDb, configure: impl FnOnce(&mut RouterConfig)) -> Fixture {
+        Self::start_on_bus(db, Arc::new(MemoryBus::new()), configure).await
+    }
+
+    pub async fn start_on_bus(
+        db: TestDb,
+        bus: Arc<dyn EventBus>,
+        configure: impl FnOnce(&mut RouterConfig),
+    ) -> Fixture {
         let coordinator = Coordinator::new();
-        let bus = MemoryBus::new();
-        let router = TestRouter::start(
-            &coordinator,
-            db.db.clone(),
-            Arc::new(bus.clone()),
-            configure,
-        )
-        .await;
+        let router = TestRouter::start(&coordinator, db.db.clone(), bus.clone(), configure).await;
         Fixture {
             coordinator,
             bus,

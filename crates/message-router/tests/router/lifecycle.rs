@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use message_router::RouterConfig;
 use mpc_bus::testing::sample_event;
-use mpc_bus::{EventBus, EventKind, MemoryBus};
+use mpc_bus::{EventBus, EventKind, MemoryBus, RabbitBus, RabbitConfig};
 use mpc_proto::ErrorCode;
 use mpc_store::testing::TestDb;
 
@@ -12,17 +13,65 @@ use crate::common::*;
 
 /// The router's durable queue exists from its first subscription on; create it (as a deployed
 /// broker would already have it) so that no event published early is dropped as unroutable.
-async fn declare_router_queue(bus: &MemoryBus) {
-    drop(bus.subscribe("mpc.router", &["session.*"]).await.unwrap());
+async fn declare_router_queue(bus: &dyn EventBus, queue: &str) {
+    drop(bus.subscribe(queue, &["session.*"]).await.unwrap());
+}
+
+fn short_retention(config: &mut RouterConfig) {
+    config.retention_grace = Duration::from_millis(300);
+    config.sweep_interval = Duration::from_millis(100);
 }
 
 async fn ended_session_is_refused_then_purged_after_grace(t: TestDb) {
-    let f = Fixture::start_with(t, |c| {
-        c.retention_grace = Duration::from_millis(300);
-        c.sweep_interval = Duration::from_millis(100);
+    let f = Fixture::start_with(t, short_retention).await;
+    declare_router_queue(&*f.bus, "mpc.router").await;
+    session_end_scenario(f).await;
+}
+mpc_store::backend_tests!(retention, ended_session_is_refused_then_purged_after_grace);
+
+/// The production bus: `session.completed` through RabbitMQ (`AMQP_URL`) on the router's own
+/// durable queue. The exchange and queue are unique to this test and deleted afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_end_arrives_through_rabbitmq() {
+    let Some(url) = mpc_bus::testing::amqp_url() else {
+        return;
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let exchange = format!("mpc-router-test.{}.events", &id[..8]);
+    let queue = format!("mpc-router-test.{}.router", &id[..8]);
+    let bus = RabbitBus::connect(RabbitConfig {
+        exchange: exchange.clone(),
+        ..RabbitConfig::new(url.clone())
+    })
+    .await
+    .unwrap();
+    declare_router_queue(&bus, &queue).await;
+    let f = Fixture::start_on_bus(TestDb::sqlite().await, Arc::new(bus.clone()), |c| {
+        short_retention(c);
+        c.bus_queue = queue.clone();
     })
     .await;
-    declare_router_queue(&f.bus).await;
+    session_end_scenario(f).await;
+    bus.close().await;
+
+    let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    channel
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    connection.close(200, "done".into()).await.unwrap();
+}
+
+/// A session with envelopes ends by a bus event: sending is refused at once, and after the
+/// grace its envelopes are gone ("session not found"), while another session keeps its own.
+async fn session_end_scenario(f: Fixture) {
     let s = f.coordinator.session(&["a", "b"]);
     let bystander = f.coordinator.session(&["a", "b"]);
     let mut client = f.client().await;
@@ -77,7 +126,6 @@ async fn ended_session_is_refused_then_purged_after_grace(t: TestDb) {
     assert_eq!(kept.messages.len(), 1);
     f.stop().await;
 }
-mpc_store::backend_tests!(retention, ended_session_is_refused_then_purged_after_grace);
 
 /// Two router instances on one PostgreSQL schema: envelopes routed through A reach a
 /// subscriber on B live, and the other way round. The routers' safety-net poll is off, so only
