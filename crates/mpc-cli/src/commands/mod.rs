@@ -1,0 +1,4 @@
+//! One module per `mpc` subcommand.
+
+pub mod bench;
+pub mod demo;
