@@ -99,40 +99,40 @@ impl Drop for MailboxWatch {
 /// its waiters directly.
 pub async fn pump_change_feed(store: Arc<dyn RouterStore>, hub: Hub, shutdown: Shutdown) {
     let mut backoff = Duration::from_millis(100);
-    while !shutdown.is_cancelled() {
+    loop {
         let feed = tokio::select! {
             () = shutdown.cancelled() => return,
             feed = store.change_feed() => feed,
         };
-        let mut feed = match feed {
-            Ok(Some(feed)) => feed,
+        match feed {
             Ok(None) => return,
+            Ok(Some(mut feed)) => {
+                // Anything committed while we were not listening must be looked at.
+                hub.wake_all();
+                loop {
+                    let change: Result<Change, StoreError> = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        change = feed.next() => change,
+                    };
+                    match change {
+                        Ok(Change::Mailbox(mailbox)) => hub.wake(&mailbox),
+                        Ok(Change::Reconnected) => hub.wake_all(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "router notification feed failed; reconnecting");
+                            break;
+                        }
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for router notifications; retrying");
-                if crate::sleep_or_shutdown(backoff, &shutdown).await {
-                    return;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(100);
-        // Anything committed while we were not listening must be looked at.
-        hub.wake_all();
-        loop {
-            let change: Result<Change, StoreError> = tokio::select! {
-                () = shutdown.cancelled() => return,
-                change = feed.next() => change,
-            };
-            match change {
-                Ok(Change::Mailbox(mailbox)) => hub.wake(&mailbox),
-                Ok(Change::Reconnected) => hub.wake_all(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "router notification feed failed; reconnecting");
-                    break;
-                }
             }
         }
+        if crate::sleep_or_shutdown(backoff, &shutdown).await {
+            return;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

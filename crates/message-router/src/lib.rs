@@ -88,6 +88,12 @@ pub async fn serve(
         .await
         .map_err(ServeError::Migration)?;
 
+    tracing::info!(
+        http = %listeners.http.local_addr().map_err(ServeError::Http)?,
+        grpc = %listeners.grpc.local_addr().map_err(ServeError::Http)?,
+        "message router listening"
+    );
+
     let store = mpc_store::router::store(&resources.db);
     let metrics = Metrics::new(SERVICE);
     let router_metrics = metrics::RouterMetrics::register(&metrics);
@@ -142,11 +148,6 @@ pub async fn serve(
     .layer(mpc_service::catch_panic_layer());
     let grpc_routes = tonic::service::Routes::new(grpc::service(relay, config.max_payload_bytes));
 
-    tracing::info!(
-        http = %listeners.http.local_addr().map_err(ServeError::Http)?,
-        grpc = %listeners.grpc.local_addr().map_err(ServeError::Http)?,
-        "message router listening"
-    );
     let http_server = {
         let stop = stop.clone();
         async move {
