@@ -21,6 +21,8 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+#[cfg(test)]
+mod decoder_tests;
 mod dkls;
 pub mod ecdsa;
 pub mod error;

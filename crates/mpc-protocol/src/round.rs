@@ -116,13 +116,13 @@ pub trait RoundProtocol: sealed::Sealed {
 
 /// The plaintext inside a payload.
 #[derive(Serialize, Deserialize)]
-struct Frame {
+pub(crate) struct Frame {
     #[serde(with = "serde_bytes")]
-    broadcast: Option<Vec<u8>>,
+    pub(crate) broadcast: Option<Vec<u8>>,
     #[serde(with = "serde_bytes")]
-    p2p: Option<Vec<u8>>,
+    pub(crate) p2p: Option<Vec<u8>>,
     /// The previous round's broadcasts as the sender saw them: (broadcaster, digest).
-    echo: Option<Vec<(PartyIndex, [u8; 32])>>,
+    pub(crate) echo: Option<Vec<(PartyIndex, [u8; 32])>>,
 }
 
 type Echo = BTreeMap<PartyIndex, [u8; 32]>;
