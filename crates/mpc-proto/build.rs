@@ -15,6 +15,19 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+const REDACTED_DEBUG: [&str; 10] = [
+    "mpc.coordinator.v1.CreateSessionResponse",
+    "mpc.coordinator.v1.JoinSessionRequest",
+    "mpc.coordinator.v1.GetRosterRequest",
+    "mpc.coordinator.v1.WatchSessionRequest",
+    "mpc.coordinator.v1.ReportCompletionRequest",
+    "mpc.coordinator.v1.ReportFailureRequest",
+    "mpc.router.v1.MPCMessage",
+    "mpc.router.v1.RouteMessageRequest",
+    "mpc.router.v1.SubscribeMessagesRequest",
+    "mpc.router.v1.FetchMessagesRequest",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     let mut files = Vec::new();
@@ -27,6 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let fds = protox::compile(&files, ["proto"])?;
     tonic_prost_build::configure()
+        // Messages that carry join tokens or ciphertext get hand-written `Debug` impls
+        // (`src/pb_debug.rs`) that redact them, so a stray `{:?}` never logs a secret.
+        .skip_debug(REDACTED_DEBUG)
         .build_client(true)
         .build_server(true)
         .include_file("mod.rs")

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod ids;
 pub mod pb;
+mod pb_debug;
 pub mod status;
 pub mod token;
 
