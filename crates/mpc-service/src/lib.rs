@@ -21,19 +21,22 @@ pub use layers::{
 };
 pub use metrics::Metrics;
 pub use ops::{AlwaysReady, Readiness, ops_routes};
-pub use serve::{serve_grpc, serve_http, shutdown_signal};
+pub use serve::{
+    GRPC_SHUTDOWN_GRACE, serve_grpc, serve_grpc_with_grace, serve_http, shutdown_signal,
+};
 pub use telemetry::init_tracing;
 
 /// Cancelled when the process (or a test) wants a service to stop. Cheap to clone; a child
 /// token (`shutdown.child_token()`) stops one service without stopping the others.
 pub type Shutdown = tokio_util::sync::CancellationToken;
 
-/// Constant-time equality for secrets (API keys, join tokens, their hashes), so that the time a
-/// comparison takes does not reveal how many leading bytes matched. Inputs of different lengths
-/// are unequal; their length is not secret (compare fixed-size hashes to hide it).
+/// Constant-time equality for secrets (API keys, service tokens): both sides are hashed with
+/// SHA-256 first and the digests compared in constant time, so neither how many leading bytes
+/// matched nor the secret's length shows in the timing.
 pub fn hash_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
-    a.ct_eq(b).into()
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
 #[cfg(test)]

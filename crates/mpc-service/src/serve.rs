@@ -65,12 +65,38 @@ pub async fn serve_grpc(
     shutdown: Shutdown,
     metrics: &Metrics,
 ) -> Result<(), tonic::transport::Error> {
-    Server::builder()
+    serve_grpc_with_grace(listener, routes, shutdown, metrics, GRPC_SHUTDOWN_GRACE).await
+}
+
+/// [`serve_grpc`] with a chosen grace period for open calls after shutdown.
+pub async fn serve_grpc_with_grace(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: Shutdown,
+    metrics: &Metrics,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let server = Server::builder()
         .layer(grpc_metrics_layer(metrics))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(accept_loop(listener), shutdown.cancelled_owned())
-        .await
+        .serve_with_incoming_shutdown(accept_loop(listener), shutdown.clone().cancelled_owned());
+    tokio::pin!(server);
+    // tonic waits for every open connection to finish; a client that stops reading (or a
+    // long-lived stream) would hold shutdown up for ever, so give them a grace period.
+    tokio::select! {
+        result = &mut server => result,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "gRPC connections still open after the shutdown grace period; closing them");
+            Ok(())
+        }
+    }
 }
+
+/// How long a shut-down gRPC server waits for open calls and streams to finish.
+pub const GRPC_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The accepted connections of `listener`, never ending in an error.
 ///

@@ -114,3 +114,51 @@ async fn grpc_layer_counts_calls_by_method_and_code() {
         .unwrap()
         .unwrap();
 }
+
+/// A stream that never ends (health `Watch`) does not hold shutdown up beyond the grace period.
+#[tokio::test]
+async fn shutdown_closes_open_streams_after_the_grace_period() {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("mpc.test.Known", tonic_health::ServingStatus::Serving)
+        .await;
+    let metrics = Metrics::new("router");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn({
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        async move {
+            mpc_service::serve_grpc_with_grace(
+                listener,
+                Routes::new(health),
+                shutdown,
+                &metrics,
+                Duration::from_millis(200),
+            )
+            .await
+        }
+    });
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut stream = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: "mpc.test.Known".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The first status arrives; the stream then stays open waiting for changes.
+    assert!(stream.message().await.unwrap().is_some());
+    shutdown.cancel();
+    // Without the grace period this would wait for the stream for ever.
+    let result = tokio::time::timeout(Duration::from_secs(30), server).await;
+    assert!(
+        matches!(result, Ok(Ok(Ok(())))),
+        "server did not stop: {result:?}"
+    );
+    drop(reporter);
+}
