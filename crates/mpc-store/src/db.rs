@@ -146,8 +146,24 @@ impl Db {
         };
         migrator.dangerous_set_table_name(table);
         match self {
+            // PostgreSQL: sqlx takes an advisory lock, so concurrent starts queue up.
             Db::Postgres(p) => migrator.run(p).await,
-            Db::Sqlite(p) => migrator.run(p).await,
+            // SQLite has no such lock: two processes starting on one file can both see a
+            // migration as pending, and the loser fails ("table already exists") once the winner
+            // commits. Running again then finds it applied, so retry a few times before failing.
+            Db::Sqlite(p) => {
+                let mut attempt = 1;
+                loop {
+                    match migrator.run(p).await {
+                        Err(e) if attempt < SQLITE_MIGRATION_ATTEMPTS => {
+                            tracing::debug!(service, attempt, error = %e, "SQLite migration failed; retrying");
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                            attempt += 1;
+                        }
+                        result => break result,
+                    }
+                }
+            }
         }
         .map_err(|e| StoreError::Migration(format!("{service}: {e}")))
     }
@@ -159,6 +175,9 @@ impl Db {
         }
     }
 }
+
+/// How often a SQLite migration is attempted before its error is reported (see `Db::migrate`).
+const SQLITE_MIGRATION_ATTEMPTS: u64 = 6;
 
 fn clone_migrator(m: &Migrator) -> Migrator {
     let mut out = Migrator::with_migrations(m.iter().cloned().collect());
@@ -231,5 +250,32 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("unsupported database url scheme")));
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod concurrent_migration_tests {
+    use super::*;
+
+    static PG: Migrator = sqlx::migrate!("migrations/coordinator/postgres");
+    static SQLITE: Migrator = sqlx::migrate!("migrations/coordinator/sqlite");
+
+    /// Processes (here: separate pools) starting at once on one new SQLite file all end up with a
+    /// migrated database. Without the retry in `Db::migrate` this fails within a few rounds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pools_migrate_one_sqlite_file() {
+        for _ in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let config =
+                DbConfig::new(format!("sqlite://{}", dir.path().join("race.db").display()));
+            let mut pools = Vec::new();
+            for _ in 0..4 {
+                pools.push(Db::connect(&config).await.unwrap());
+            }
+            let runs = pools.iter().map(|p| p.migrate("race", &PG, &SQLITE));
+            for r in futures::future::join_all(runs).await {
+                r.unwrap();
+            }
+        }
     }
 }
