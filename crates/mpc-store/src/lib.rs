@@ -3,6 +3,7 @@
 //! against both backends (`backend_tests!`).
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod coordinator;
 pub mod db;
 pub mod error;
