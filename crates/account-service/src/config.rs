@@ -1,0 +1,168 @@
+//! The Account Service's configuration. Secrets (the bootstrap API key, the coordinator's
+//! service token, the access-token seed) are `SecretString`s: never in `Debug` output or logs.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::access_token::AccessTokenSigner;
+use crate::error::AccountError;
+
+/// Integration guide §1.2: the Account Service listens on 4000.
+pub const DEFAULT_HTTP_PORT: u16 = 4000;
+/// Short-lived: a device token for the Server Party API.
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// Request bodies are small JSON documents (a sign request with shares inline is the largest).
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct AccountConfig {
+    pub http_addr: SocketAddr,
+    /// Where the `mpc` binary connects the database (`postgres://…` or `sqlite:…`); `serve`
+    /// receives the connected pool.
+    pub database_url: String,
+    /// The coordinator's gRPC endpoint, `http://host:50051`.
+    pub coordinator_endpoint: String,
+    /// Sent as `authorization: Bearer …` on CreateSession and GetSession.
+    pub coordinator_service_token: Option<SecretString>,
+    /// `MPC_API_KEY`: an admin key that always works (as in the guide's compose file). Optional
+    /// once keys have been created through the admin API.
+    pub bootstrap_api_key: Option<SecretString>,
+    /// 32 bytes, base64: the Ed25519 seed that signs access tokens. Required.
+    pub access_token_seed: SecretString,
+    pub access_token_lifetime: Duration,
+    pub body_limit: usize,
+    /// Session lifetime asked of the coordinator; 0 = the coordinator's default (10 min).
+    pub session_lifetime_seconds: u32,
+    /// How often sessions still pending here are checked with the coordinator (in case an
+    /// event was missed), and the account gauge refreshed.
+    pub reconcile_interval: Duration,
+    /// Sessions younger than this are left to the event consumer by the reconciler.
+    pub reconcile_after: Duration,
+    /// Use the first `X-Forwarded-For` address as the client's in the audit log. Only behind a
+    /// proxy that sets it: clients can send anything.
+    pub trust_forwarded_for: bool,
+    /// Deadline for calls to the coordinator.
+    pub coordinator_timeout: Duration,
+}
+
+impl AccountConfig {
+    /// Defaults for everything but the database url, the coordinator and the access-token seed.
+    pub fn new(
+        database_url: impl Into<String>,
+        coordinator_endpoint: impl Into<String>,
+        access_token_seed: SecretString,
+    ) -> Self {
+        Self {
+            http_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_HTTP_PORT)),
+            database_url: database_url.into(),
+            coordinator_endpoint: coordinator_endpoint.into(),
+            coordinator_service_token: None,
+            bootstrap_api_key: None,
+            access_token_seed,
+            access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME,
+            body_limit: DEFAULT_BODY_LIMIT,
+            session_lifetime_seconds: 0,
+            reconcile_interval: Duration::from_secs(5),
+            reconcile_after: Duration::from_secs(5),
+            trust_forwarded_for: false,
+            coordinator_timeout: Duration::from_secs(15),
+        }
+    }
+
+    pub fn access_token_signer(&self) -> Result<AccessTokenSigner, AccountError> {
+        let seed = decode_seed(self.access_token_seed.expose_secret())?;
+        Ok(AccessTokenSigner::from_seed(&seed))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), AccountError> {
+        self.access_token_signer()?;
+        if self.access_token_lifetime.is_zero() || self.reconcile_interval.is_zero() {
+            return Err(AccountError::Config(
+                "access_token_lifetime and reconcile_interval must be positive".into(),
+            ));
+        }
+        if self.body_limit < 1024 {
+            return Err(AccountError::Config(
+                "body_limit must be at least 1 KiB".into(),
+            ));
+        }
+        if let Some(key) = &self.bootstrap_api_key
+            && key.expose_secret().trim().len() < 16
+        {
+            // The guide generates keys with `openssl rand -base64 48`; refuse trivial ones.
+            return Err(AccountError::Config(
+                "MPC_API_KEY must be at least 16 characters".into(),
+            ));
+        }
+        if !(self.coordinator_endpoint.starts_with("http://")
+            || self.coordinator_endpoint.starts_with("https://"))
+        {
+            return Err(AccountError::Config(
+                "coordinator_endpoint must be an http:// or https:// url".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn decode_seed(b64: &str) -> Result<Zeroizing<[u8; 32]>, AccountError> {
+    let invalid =
+        || AccountError::Config("access_token_seed must be 32 bytes, base64-encoded".to_owned());
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| invalid())?,
+    );
+    let mut seed = Zeroizing::new([0u8; 32]);
+    if bytes.len() != seed.len() {
+        return Err(invalid());
+    }
+    seed.copy_from_slice(&bytes);
+    Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AccountConfig {
+        let seed = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+        AccountConfig::new("sqlite::memory:", "http://127.0.0.1:50051", seed.into())
+    }
+
+    #[test]
+    fn defaults_follow_the_guide() {
+        let c = config();
+        assert_eq!(c.http_addr.port(), 4000);
+        assert_eq!(c.access_token_lifetime, Duration::from_secs(900));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut c = config();
+        c.access_token_seed = SecretString::from("short".to_owned());
+        assert!(matches!(c.validate(), Err(AccountError::Config(_))));
+        let mut c = config();
+        c.bootstrap_api_key = Some(SecretString::from("abc".to_owned()));
+        assert!(matches!(c.validate(), Err(AccountError::Config(_))));
+        let mut c = config();
+        c.coordinator_endpoint = "127.0.0.1:50051".into();
+        assert!(matches!(c.validate(), Err(AccountError::Config(_))));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut c = config();
+        c.bootstrap_api_key = Some(SecretString::from("bootstrap-secret-key".to_owned()));
+        c.coordinator_service_token = Some(SecretString::from("service-secret".to_owned()));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("bootstrap-secret-key"), "{shown}");
+        assert!(!shown.contains("service-secret"), "{shown}");
+        assert!(!shown.contains(&base64::engine::general_purpose::STANDARD.encode([3u8; 32])));
+    }
+}

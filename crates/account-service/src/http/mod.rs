@@ -1,0 +1,125 @@
+//! The HTTP API (integration guide §5): routes, the API-key and audit middleware, the
+//! OpenAPI document and its browsable UI, and the ops routes.
+
+mod accounts;
+mod admin;
+mod mpc;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
+use mpc_proto::{AccountId, ApiError, SessionId};
+use mpc_service::{
+    Metrics, Readiness, catch_panic_layer, http_metrics_layer, not_found_fallback, ops_routes,
+    with_body_limit,
+};
+use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::access_token::AccessTokenSigner;
+use crate::audit::{AuditState, audit_requests};
+use crate::keys::{ApiKeys, require_api_key};
+use crate::service::AccountService;
+
+/// What the handlers share.
+pub struct AppState {
+    pub service: Arc<AccountService>,
+    pub keys: Arc<ApiKeys>,
+    pub access: AccessTokenSigner,
+    pub access_lifetime: Duration,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// Query strings, with every rejection as a 400 [`ApiError`] (axum's own is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Self(q))
+            .map_err(|e| {
+                ApiError::invalid_argument(format!("invalid query string: {}", e.body_text()))
+            })
+    }
+}
+
+pub(crate) fn parse_account_id(raw: &str) -> Result<AccountId, ApiError> {
+    AccountId::parse(raw)
+}
+
+pub(crate) fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(raw)
+}
+
+/// The whole HTTP application.
+pub fn router(
+    state: SharedState,
+    audit: Arc<AuditState>,
+    metrics: &Metrics,
+    readiness: Arc<dyn Readiness>,
+    body_limit: usize,
+) -> Router {
+    let keys = state.keys.clone();
+    let api = Router::new()
+        .route("/api/v1/mpc/keygen", post(mpc::keygen))
+        .route("/api/v1/mpc/sign", post(mpc::sign))
+        .route("/api/v1/mpc/sessions/{session_id}", get(mpc::get_session))
+        .route("/api/v1/accounts", get(accounts::list_accounts))
+        .route("/api/v1/accounts/{account_id}", get(accounts::get_account))
+        .route(
+            "/api/v1/accounts/{account_id}/suspend",
+            post(accounts::suspend),
+        )
+        .route(
+            "/api/v1/accounts/{account_id}/activate",
+            post(accounts::activate),
+        )
+        .route(
+            "/api/v1/accounts/{account_id}/refresh",
+            post(accounts::refresh),
+        )
+        .route(
+            "/api/v1/accounts/{account_id}/recover",
+            post(accounts::recover),
+        )
+        .route(
+            "/api/v1/accounts/{account_id}/access-tokens",
+            post(accounts::create_access_token),
+        )
+        .route(
+            "/api/v1/admin/api-keys",
+            post(admin::create_api_key).get(admin::list_api_keys),
+        )
+        .route(
+            "/api/v1/admin/api-keys/{key_id}",
+            delete(admin::revoke_api_key),
+        )
+        .route("/api/v1/audit-logs", get(admin::audit_logs))
+        .with_state(state.clone())
+        // Only matched routes need a key: an unknown path is a 404 for everyone.
+        .route_layer(from_fn_with_state(keys, require_api_key))
+        // Outside the key check, so that refused requests are audited too.
+        .layer(from_fn_with_state(audit, audit_requests));
+    let public = Router::new()
+        .route("/api/v1/access-token-key", get(accounts::access_token_key))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()));
+    let app = api
+        .merge(public)
+        .merge(ops_routes(metrics.clone(), readiness))
+        .fallback(not_found_fallback);
+    with_body_limit(app, body_limit)
+        .layer(catch_panic_layer())
+        .layer(http_metrics_layer(metrics))
+}

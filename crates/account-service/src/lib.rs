@@ -1,0 +1,141 @@
+//! The Account Service (integration guide §2.1): the single public entry of MPC-System. It
+//! authenticates API keys, keeps accounts and their share metadata, orchestrates keygen, sign,
+//! refresh and recovery sessions at the Session Coordinator, applies their outcomes (from the
+//! event bus, or by asking the coordinator), mints scoped access tokens for the Server Party API,
+//! and writes the audit log. It never touches key material.
+//!
+//! [`serve`] runs it until `shutdown` is cancelled; the `mpc` binary and the tests call it the
+//! same way. State lives in the database, so replicas are interchangeable.
+#![forbid(unsafe_code)]
+
+pub mod access_token;
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod coordinator;
+pub mod error;
+pub mod http;
+pub mod idempotency;
+pub mod keys;
+pub mod metrics;
+pub mod outcomes;
+pub mod service;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mpc_bus::EventBus;
+use mpc_service::{Metrics, Readiness, Shutdown};
+use mpc_store::Db;
+use tokio::net::TcpListener;
+
+pub use access_token::{AccessClaims, AccessTokenSigner, AccessTokenVerifier};
+pub use config::AccountConfig;
+pub use error::AccountError;
+
+/// The connections the Account Service uses.
+#[derive(Clone)]
+pub struct AccountResources {
+    pub db: Db,
+    pub bus: Arc<dyn EventBus>,
+}
+
+/// Sockets bound by the caller (tests bind `127.0.0.1:0`).
+pub struct AccountListeners {
+    pub http: TcpListener,
+}
+
+struct Ready {
+    db: Db,
+    bus: Arc<dyn EventBus>,
+}
+
+#[async_trait]
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        self.db
+            .ping()
+            .await
+            .map_err(|_| "database unreachable".to_owned())?;
+        self.bus
+            .ping()
+            .await
+            .map_err(|_| "event bus unreachable".to_owned())
+    }
+}
+
+/// Runs migrations, then serves HTTP, consumes session events and reconciles pending sessions
+/// until `shutdown` is cancelled.
+pub async fn serve(
+    config: AccountConfig,
+    resources: AccountResources,
+    listeners: AccountListeners,
+    shutdown: Shutdown,
+) -> Result<(), AccountError> {
+    config.validate()?;
+    let store = mpc_store::account::open(&resources.db).await?;
+    let metrics = Metrics::new("account-service");
+    let coordinator = coordinator::CoordinatorClient::new(
+        &config.coordinator_endpoint,
+        config.coordinator_service_token.clone(),
+        config.coordinator_timeout,
+    )
+    .map_err(|e| AccountError::Config(e.message))?;
+    let service = Arc::new(service::AccountService {
+        store: store.clone(),
+        coordinator,
+        session_lifetime_seconds: config.session_lifetime_seconds,
+        metrics: metrics::AccountMetrics::register(&metrics),
+        recent_events: Default::default(),
+    });
+    let state = Arc::new(http::AppState {
+        service: service.clone(),
+        keys: Arc::new(keys::ApiKeys::new(
+            store.clone(),
+            config.bootstrap_api_key.as_ref(),
+        )),
+        access: config.access_token_signer()?,
+        access_lifetime: config.access_token_lifetime,
+    });
+    let audit = Arc::new(audit::AuditState {
+        store,
+        body_limit: config.body_limit,
+        trust_forwarded_for: config.trust_forwarded_for,
+    });
+    let readiness = Arc::new(Ready {
+        db: resources.db.clone(),
+        bus: resources.bus.clone(),
+    });
+    let app = http::router(state, audit, &metrics, readiness, config.body_limit);
+
+    let stop = shutdown.child_token();
+    let consumer = tokio::spawn(outcomes::run_consumer(
+        service.clone(),
+        resources.bus.clone(),
+        stop.clone(),
+    ));
+    let reconciler = tokio::spawn(outcomes::run_reconciler(
+        service,
+        config.reconcile_interval,
+        config.reconcile_after,
+        stop.clone(),
+    ));
+    if config.bootstrap_api_key.is_none() {
+        tracing::info!("no MPC_API_KEY: only API keys created through the admin API work");
+    }
+    tracing::info!(http = ?listeners.http.local_addr().ok(), "account service listening");
+    // With the peer address, for the audit log.
+    let result = axum::serve(
+        listeners.http,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .await
+    .map_err(AccountError::Http);
+    stop.cancel();
+    let _ = tokio::join!(consumer, reconciler);
+    tracing::info!("account service stopped");
+    result
+}
