@@ -1,0 +1,749 @@
+//! The driver's steps: join, wait for the start, run the engine, report.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mpc_proto::pb::mpc::coordinator::v1 as pb;
+use mpc_proto::pb::mpc::router::v1::MpcMessage;
+use mpc_proto::{ApiError, ErrorCode, JoinClaims, PartyId, SessionId, SessionStatus, SessionType};
+use mpc_protocol::{
+    Message, Parameters, PartyIndex, ProtocolError, RecoveryRole, RoundProtocol, SecureChannel,
+    Session, SessionKeys,
+};
+use tokio::time::Instant;
+
+use super::error::PartyError;
+use super::roster::{Roster, engine_session_id};
+use super::transport::{Backoff, Inbox, Watcher, is_transient, send, status_of};
+use super::{PartyContext, PartyOutcome, PartyOutput, PartyWork, Progress};
+
+/// Common state of every step.
+struct Base<'c> {
+    ctx: &'c PartyContext,
+    token: String,
+    claims: JoinClaims,
+    deadline: Instant,
+    watcher: Watcher,
+}
+
+/// Joined; waiting for the others.
+pub struct JoinedSession<'c> {
+    base: Base<'c>,
+    keys: SessionKeys,
+}
+
+/// Everyone joined and the roster checked out; nothing sent yet.
+pub struct StartedSession<'c> {
+    base: Base<'c>,
+    keys: SessionKeys,
+    roster: Roster,
+}
+
+/// The engine produced this party's output; not reported yet.
+pub struct FinishedSession<'c> {
+    base: Base<'c>,
+    roster: Roster,
+    output: PartyOutput,
+}
+
+/// The token's deadline less the report margin, on the tokio clock.
+fn deadline(exp: u64, margin: Duration) -> Instant {
+    let expires = UNIX_EPOCH + Duration::from_secs(exp);
+    let left = expires
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .saturating_sub(margin);
+    Instant::now() + left
+}
+
+/// Verifies the token, registers fresh session keys with the coordinator, and starts watching
+/// the session.
+pub async fn join<'c>(
+    ctx: &'c PartyContext,
+    join_token: &str,
+) -> Result<JoinedSession<'c>, PartyError> {
+    let claims = ctx
+        .token_verifier
+        .verify(join_token)
+        .map_err(|_| PartyError::InvalidToken)?;
+    let base = Base {
+        ctx,
+        token: join_token.to_owned(),
+        deadline: deadline(claims.exp, ctx.options.report_margin),
+        watcher: Watcher::spawn(
+            ctx.coordinator.clone(),
+            claims.sid,
+            join_token.to_owned(),
+            ctx.options,
+        ),
+        claims,
+    };
+    let keys = match base.make_keys() {
+        Ok(keys) => keys,
+        Err(e) => return Err(base.fail(e).await),
+    };
+    let identity = *ctx.identity.public_key().as_bytes();
+    let joined = base
+        .retrying(|| {
+            ctx.coordinator
+                .join_session(join_token, &identity, keys.announcement())
+        })
+        .await;
+    if let Err(r) = joined {
+        let e = base.coordinator_error(r).await;
+        return Err(base.fail(e).await);
+    }
+    tracing::info!(
+        session_id = %base.claims.sid,
+        party_id = %base.claims.pid,
+        party_index = base.claims.idx,
+        session_type = %base.claims.typ,
+        "joined session"
+    );
+    ctx.progress(&Progress::Joined {
+        session_id: base.claims.sid,
+        party_index: base.claims.idx,
+    });
+    Ok(JoinedSession { base, keys })
+}
+
+impl<'c> JoinedSession<'c> {
+    pub fn claims(&self) -> &JoinClaims {
+        &self.base.claims
+    }
+
+    /// Waits (on `WatchSession`, no polling) until every party joined, then fetches and checks
+    /// the roster.
+    pub async fn wait_for_start(self) -> Result<StartedSession<'c>, PartyError> {
+        let JoinedSession { mut base, keys } = self;
+        let started = tokio::select! {
+            biased;
+            () = base.ctx.cancel.cancelled() => Err(Interrupt::Stop(PartyError::Cancelled)),
+            () = tokio::time::sleep_until(base.deadline) => Err(Interrupt::Deadline),
+            info = until_started(&mut base.watcher) => Ok(info),
+        };
+        let info = match started {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                let e = PartyError::coordinator(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "lost track of the session",
+                ));
+                return Err(base.fail(e).await);
+            }
+            Err(Interrupt::Deadline) => {
+                let waiting_for = base
+                    .watcher
+                    .latest()
+                    .map(|info| not_joined(&info))
+                    .unwrap_or_default();
+                let e = PartyError::Timeout {
+                    waiting_for,
+                    round: None,
+                };
+                return Err(base.fail(e).await);
+            }
+            Err(Interrupt::Stop(e)) => return Err(base.fail(e).await),
+        };
+        if let Some(status @ (SessionStatus::Failed | SessionStatus::Expired)) = status_of(&info) {
+            let e = PartyError::SessionEnded {
+                status,
+                reason: info.failure_reason,
+            };
+            return Err(base.fail(e).await);
+        }
+        let ctx = base.ctx;
+        let token = base.token.clone();
+        let response = match base.retrying(|| ctx.coordinator.get_roster(&token)).await {
+            Ok(response) => Ok(response),
+            Err(r) => Err(base.coordinator_error(r).await),
+        };
+        let roster = response.and_then(|r| {
+            Roster::check(
+                r,
+                &base.claims,
+                &ctx.identity.public_key(),
+                keys.announcement(),
+                &ctx.trust,
+            )
+        });
+        let roster = match roster {
+            Ok(roster) => roster,
+            Err(e) => return Err(base.fail(e).await),
+        };
+        tracing::info!(
+            session_id = %roster.session_id,
+            party_id = %roster.me,
+            parties = roster.parties.len(),
+            "session started"
+        );
+        ctx.progress(&Progress::Started {
+            session_id: roster.session_id,
+            parties: roster.parties.len(),
+        });
+        Ok(StartedSession { base, keys, roster })
+    }
+}
+
+async fn until_started(watcher: &mut Watcher) -> Option<pb::SessionInfo> {
+    watcher
+        .until(|info| {
+            matches!(
+                status_of(info),
+                Some(
+                    SessionStatus::InProgress
+                        | SessionStatus::Completed
+                        | SessionStatus::Failed
+                        | SessionStatus::Expired
+                )
+            )
+        })
+        .await
+}
+
+/// The participants that have not joined yet.
+fn not_joined(info: &pb::SessionInfo) -> Vec<PartyId> {
+    info.participants
+        .iter()
+        .filter(|p| p.status == i32::from(pb::ParticipantStatus::Invited))
+        .filter_map(|p| PartyId::parse(&p.party_id).ok())
+        .collect()
+}
+
+impl<'c> StartedSession<'c> {
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// Reports `error` as this session's failure and returns it.
+    pub async fn fail(self, error: PartyError) -> PartyError {
+        self.base.fail(error).await
+    }
+
+    /// Runs the engine for the session type with `work` until this party has its output.
+    pub async fn run(self, work: PartyWork) -> Result<FinishedSession<'c>, PartyError> {
+        let StartedSession {
+            mut base,
+            keys,
+            roster,
+        } = self;
+        match base.run_engine(&roster, keys, work).await {
+            Ok(output) => {
+                tracing::info!(
+                    session_id = %roster.session_id,
+                    party_id = %roster.me,
+                    "protocol finished"
+                );
+                base.ctx.progress(&Progress::Computed {
+                    session_id: roster.session_id,
+                });
+                Ok(FinishedSession {
+                    base,
+                    roster,
+                    output,
+                })
+            }
+            Err(e) => Err(base.fail(e).await),
+        }
+    }
+}
+
+impl FinishedSession<'_> {
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    pub fn output(&self) -> &PartyOutput {
+        &self.output
+    }
+
+    /// Reports `error` (e.g. the share could not be stored) instead of the result.
+    pub async fn fail(self, error: PartyError) -> PartyError {
+        self.base.fail(error).await
+    }
+
+    /// Reports the result to the coordinator.
+    pub async fn report(self) -> Result<PartyOutcome, PartyError> {
+        let FinishedSession {
+            base,
+            roster,
+            output,
+        } = self;
+        let ctx = base.ctx;
+        let result = output.report();
+        let reported = base
+            .retrying(|| {
+                ctx.coordinator
+                    .report_completion(&base.token, result.clone())
+            })
+            .await;
+        match reported {
+            Ok(session) => {
+                tracing::info!(session_id = %roster.session_id, party_id = %roster.me, "reported completion");
+                ctx.progress(&Progress::Reported {
+                    session_id: roster.session_id,
+                });
+                Ok(PartyOutcome {
+                    roster,
+                    output,
+                    session,
+                })
+            }
+            Err(Retry::Failed(e)) if e.code == ErrorCode::ProtocolFailed => {
+                tracing::warn!(session_id = %roster.session_id, party_id = %roster.me, reason = %e.message, "the coordinator refused our result");
+                Err(PartyError::Rejected(e.message))
+            }
+            Err(r) => {
+                let e = match base.coordinator_error(r).await {
+                    PartyError::Service { error, .. }
+                        if error.code == ErrorCode::FailedPrecondition =>
+                    {
+                        PartyError::Rejected(error.message)
+                    }
+                    other => other,
+                };
+                Err(base.fail(e).await)
+            }
+        }
+    }
+}
+
+/// Why a guarded wait ended early.
+enum Interrupt {
+    Deadline,
+    /// Cancelled, or the session ended elsewhere.
+    Stop(PartyError),
+}
+
+/// A retried call that did not succeed.
+enum Retry {
+    Failed(ApiError),
+    Interrupted(Interrupt),
+}
+
+impl Base<'_> {
+    /// The error for a coordinator call that did not succeed. A refusal because the session
+    /// is over (another party failed it, or it expired) is that, not a coordinator problem.
+    async fn coordinator_error(&self, r: Retry) -> PartyError {
+        let error = match r {
+            Retry::Failed(e) => e,
+            Retry::Interrupted(Interrupt::Stop(e)) => return e,
+            Retry::Interrupted(Interrupt::Deadline) => {
+                return PartyError::coordinator(ApiError::new(
+                    ErrorCode::Timeout,
+                    "the session deadline passed",
+                ));
+            }
+        };
+        if matches!(
+            error.code,
+            ErrorCode::FailedPrecondition | ErrorCode::SessionExpired
+        ) && let Some(ended) = self.current_end().await
+        {
+            return ended;
+        }
+        PartyError::coordinator(error)
+    }
+
+    /// The session's end as the coordinator has it now, if it failed or expired.
+    async fn current_end(&self) -> Option<PartyError> {
+        let coordinator = &self.ctx.coordinator;
+        let mut stream = coordinator
+            .watch_session(self.claims.sid, Some(&self.token))
+            .await
+            .ok()?;
+        let info = stream.message().await.ok()??;
+        match status_of(&info)? {
+            status @ (SessionStatus::Failed | SessionStatus::Expired) => {
+                Some(PartyError::SessionEnded {
+                    status,
+                    reason: info.failure_reason,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn make_keys(&self) -> Result<SessionKeys, PartyError> {
+        let index = PartyIndex::new(self.claims.idx).map_err(|_| PartyError::InvalidToken)?;
+        let sid = engine_session_id(self.claims.sid)?;
+        SessionKeys::generate(&self.ctx.identity, &sid, index)
+            .map_err(|e| PartyError::Internal(e.to_string()))
+    }
+
+    /// Runs `fut` unless the party is cancelled, the session ends elsewhere, or the deadline
+    /// passes first.
+    async fn guard<T>(
+        &mut self,
+        fut: impl Future<Output = Result<T, PartyError>>,
+    ) -> Result<T, Interrupt> {
+        tokio::select! {
+            biased;
+            () = self.ctx.cancel.cancelled() => Err(Interrupt::Stop(PartyError::Cancelled)),
+            e = self.watcher.ended() => Err(Interrupt::Stop(e)),
+            () = tokio::time::sleep_until(self.deadline) => Err(Interrupt::Deadline),
+            r = fut => r.map_err(Interrupt::Stop),
+        }
+    }
+
+    /// Repeats a coordinator call while it fails transiently, within the guard.
+    async fn retrying<T, F>(&self, mut call: impl FnMut() -> F) -> Result<T, Retry>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        let mut backoff = Backoff::new(&self.ctx.options);
+        loop {
+            let attempt = tokio::select! {
+                biased;
+                () = self.ctx.cancel.cancelled() => return Err(Retry::Interrupted(Interrupt::Stop(PartyError::Cancelled))),
+                () = tokio::time::sleep_until(self.deadline) => return Err(Retry::Interrupted(Interrupt::Deadline)),
+                r = call() => r,
+            };
+            match attempt {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) => {
+                    tracing::debug!(session_id = %self.claims.sid, error = %e, "coordinator call failed; retrying");
+                    backoff.wait().await;
+                }
+                Err(e) => return Err(Retry::Failed(e)),
+            }
+        }
+    }
+
+    /// Reports `error` to the coordinator (when that makes sense) and returns it.
+    async fn fail(self, error: PartyError) -> PartyError {
+        let ty = self.claims.typ;
+        let me = &self.claims.pid;
+        if !error.should_report() {
+            tracing::info!(session_id = %self.claims.sid, party_id = %me, error = %error, "session ended");
+            return error;
+        }
+        let reason = error.failure_reason(ty, me);
+        tracing::warn!(session_id = %self.claims.sid, party_id = %me, %reason, "session failed");
+        let blamed = error.blamed_party().cloned();
+        // A short, bounded effort: the session fails at its deadline anyway.
+        let mut backoff = Backoff::new(&self.ctx.options);
+        for _ in 0..3 {
+            match self
+                .ctx
+                .coordinator
+                .report_failure(&self.token, &reason, blamed.as_ref())
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if is_transient(&e) => backoff.wait().await,
+                Err(e) => {
+                    tracing::debug!(session_id = %self.claims.sid, error = %e, "failure report refused");
+                    break;
+                }
+            }
+        }
+        error
+    }
+
+    async fn run_engine(
+        &mut self,
+        roster: &Roster,
+        keys: SessionKeys,
+        work: PartyWork,
+    ) -> Result<PartyOutput, PartyError> {
+        let channel = SecureChannel::establish(keys, &roster.engine_entries())
+            .map_err(|e| protocol(roster, e))?;
+        let t = roster.threshold.t;
+        let n = roster.threshold.n;
+        let parameters = Parameters::new(t, n).map_err(|e| protocol(roster, e))?;
+        let mismatch = |what: &str| PartyError::Mismatch(what.to_owned());
+        match (roster.session_type, work) {
+            (SessionType::Keygen, PartyWork::Keygen) => {
+                if roster.parties.len() != usize::from(n) {
+                    return Err(mismatch("a keygen needs all threshold_n parties"));
+                }
+                let session =
+                    mpc_protocol::keygen(parameters, channel).map_err(|e| protocol(roster, e))?;
+                self.drive(roster, session).await.map(PartyOutput::Share)
+            }
+            (SessionType::Sign, PartyWork::Sign { share, expected }) => {
+                check_share(roster, &share, parameters)?;
+                if let Some(key_id) = &expected.key_id
+                    && *key_id != roster.key_id
+                {
+                    return Err(PartyError::Mismatch(format!(
+                        "the session signs with key {}, not with key {key_id}",
+                        roster.key_id
+                    )));
+                }
+                let hash = roster
+                    .message_hash
+                    .ok_or_else(|| mismatch("the sign session has no message hash"))?;
+                if expected.message_hash.is_some_and(|h| h != hash) {
+                    return Err(mismatch(
+                        "the session's message hash is not the one this party was asked to sign",
+                    ));
+                }
+                let session =
+                    mpc_protocol::sign(share, hash, channel).map_err(|e| protocol(roster, e))?;
+                self.drive(roster, session)
+                    .await
+                    .map(PartyOutput::Signature)
+            }
+            (SessionType::Refresh, PartyWork::Refresh { share }) => {
+                check_share(roster, &share, parameters)?;
+                let session =
+                    mpc_protocol::refresh(&share, channel).map_err(|e| protocol(roster, e))?;
+                self.drive(roster, session).await.map(PartyOutput::Share)
+            }
+            (SessionType::Recovery, PartyWork::Recovery { share }) => {
+                let roles = roster
+                    .recovery
+                    .as_ref()
+                    .ok_or_else(|| mismatch("the recovery session has no roles"))?;
+                let index_of = |p: &PartyId| {
+                    roster
+                        .party(p)
+                        .map(|e| e.index)
+                        .ok_or_else(|| mismatch("a recovery role names a non-participant"))
+                };
+                let target = index_of(&roles.target)?;
+                let helpers = roles
+                    .helpers
+                    .iter()
+                    .map(index_of)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let public_key = roster
+                    .public_key
+                    .ok_or_else(|| mismatch("the recovery session has no public key"))?;
+                let session = match (&share, target == roster.my_index) {
+                    (None, true) => mpc_protocol::recover(
+                        RecoveryRole::NewHolder {
+                            parameters,
+                            public_key,
+                        },
+                        target,
+                        &helpers,
+                        channel,
+                    ),
+                    (Some(share), false) => {
+                        check_share(roster, share, parameters)?;
+                        mpc_protocol::recover(
+                            RecoveryRole::Holder(share),
+                            target,
+                            &helpers,
+                            channel,
+                        )
+                    }
+                    (Some(_), true) => {
+                        return Err(mismatch("the recovery's target brings no share"));
+                    }
+                    (None, false) => {
+                        return Err(mismatch("this party needs its share to help the recovery"));
+                    }
+                }
+                .map_err(|e| protocol(roster, e))?;
+                self.drive(roster, session).await.map(PartyOutput::Share)
+            }
+            (ty, work) => Err(PartyError::Mismatch(format!(
+                "this party was asked for {} but the session is a {ty} session",
+                work.describe()
+            ))),
+        }
+    }
+
+    /// Feeds the engine every envelope addressed to us and sends what it answers, until it
+    /// has its output.
+    async fn drive<P>(
+        &mut self,
+        roster: &Roster,
+        session: Session<P>,
+    ) -> Result<P::Output, PartyError>
+    where
+        P: RoundProtocol + Send + 'static,
+        P::Output: Send + 'static,
+    {
+        let ctx = self.ctx;
+        let mut inbox = Inbox::spawn(
+            ctx.clone(),
+            self.token.clone(),
+            roster.session_id,
+            roster.me.clone(),
+        );
+        let (mut session, first) = blocking(session, |s| s.start()).await?;
+        let first = first.map_err(|e| protocol(roster, e))?;
+        self.send_all(roster, &session, first).await?;
+        loop {
+            if let Some(output) = session.take_output() {
+                return Ok(output);
+            }
+            let envelope = match self.guard(inbox.next()).await {
+                Ok(envelope) => envelope,
+                Err(Interrupt::Deadline) => return Err(timeout(roster, &session)),
+                Err(Interrupt::Stop(e)) => return Err(e),
+            };
+            let Some(message) = incoming(roster, &envelope) else {
+                continue;
+            };
+            ctx.progress(&Progress::Received {
+                session_id: roster.session_id,
+                from: envelope
+                    .from_party
+                    .parse()
+                    .unwrap_or_else(|_| roster.me.clone()),
+                round: envelope.round,
+                seq: envelope.seq,
+            });
+            let (next, replies) = blocking(session, move |s| s.handle(message)).await?;
+            session = next;
+            let replies = replies.map_err(|e| protocol(roster, e))?;
+            self.send_all(roster, &session, replies).await?;
+        }
+    }
+
+    async fn send_all<P: RoundProtocol>(
+        &mut self,
+        roster: &Roster,
+        session: &Session<P>,
+        messages: Vec<Message>,
+    ) -> Result<(), PartyError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx;
+        let mut envelopes = Vec::with_capacity(messages.len());
+        for m in messages {
+            let to = roster
+                .party_at(m.to)
+                .ok_or_else(|| PartyError::Internal(format!("no party at index {}", m.to)))?;
+            envelopes.push(MpcMessage {
+                message_id: uuid::Uuid::new_v4().to_string(),
+                session_id: roster.session_id.to_string(),
+                from_party: roster.me.to_string(),
+                to_party: to.party_id.to_string(),
+                round: u32::from(m.round),
+                payload: m.payload,
+                seq: 0,
+                created_at: String::new(),
+            });
+        }
+        let token = self.token.clone();
+        let sends = envelopes
+            .iter()
+            .map(|e| send(&ctx.router, &token, e.clone(), &ctx.options));
+        match self
+            .guard(async { futures::future::try_join_all(sends).await.map(drop) })
+            .await
+        {
+            Ok(()) => {}
+            Err(Interrupt::Deadline) => return Err(timeout(roster, session)),
+            Err(Interrupt::Stop(e)) => return Err(e),
+        }
+        for e in &envelopes {
+            ctx.progress(&Progress::Sent {
+                session_id: roster.session_id,
+                to: e.to_party.parse().unwrap_or_else(|_| roster.me.clone()),
+                round: e.round,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Moves the engine session onto a blocking thread for one step (keygen and refresh rounds take
+/// up to a second of CPU) and back.
+async fn blocking<P, T>(
+    mut session: Session<P>,
+    step: impl FnOnce(&mut Session<P>) -> T + Send + 'static,
+) -> Result<(Session<P>, T), PartyError>
+where
+    P: RoundProtocol + Send + 'static,
+    P::Output: Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let out = step(&mut session);
+        (session, out)
+    })
+    .await
+    .map_err(|e| PartyError::Internal(format!("engine task failed: {e}")))
+}
+
+/// The engine message for an envelope, or `None` for one we cannot attribute (the router only
+/// relays between the session's parties, so this does not happen with an honest router).
+fn incoming(roster: &Roster, envelope: &MpcMessage) -> Option<Message> {
+    let from = roster
+        .parties
+        .iter()
+        .find(|p| p.party_id.as_str() == envelope.from_party)?;
+    // Out of range: the engine blames the sender for a round it has no business in.
+    let round = u16::try_from(envelope.round).unwrap_or(u16::MAX);
+    if from.party_id == roster.me {
+        tracing::warn!(session_id = %roster.session_id, "ignoring an envelope that claims to be from us");
+        return None;
+    }
+    Some(Message {
+        from: from.index,
+        to: roster.my_index,
+        round,
+        payload: envelope.payload.clone(),
+    })
+}
+
+fn protocol(roster: &Roster, error: ProtocolError) -> PartyError {
+    let blamed = error
+        .blamed_party()
+        .and_then(|i| roster.party_at(i))
+        .map(|p| p.party_id.clone());
+    PartyError::Protocol { error, blamed }
+}
+
+fn timeout<P: RoundProtocol>(roster: &Roster, session: &Session<P>) -> PartyError {
+    PartyError::Timeout {
+        waiting_for: roster.names(&session.waiting_for()),
+        round: Some(session.current_round()),
+    }
+}
+
+fn check_share(
+    roster: &Roster,
+    share: &Arc<mpc_protocol::KeyShare>,
+    parameters: Parameters,
+) -> Result<(), PartyError> {
+    if Some(share.public_key()) != roster.public_key {
+        return Err(PartyError::Mismatch(format!(
+            "the session's public key is not the key of this party's share for {}",
+            roster.key_id
+        )));
+    }
+    if share.index() != roster.my_index {
+        return Err(PartyError::Mismatch(format!(
+            "this party's share is at index {}, the session puts it at {}",
+            share.index(),
+            roster.my_index
+        )));
+    }
+    if share.parameters() != parameters {
+        return Err(PartyError::Mismatch(
+            "the session's threshold is not this share's".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Follows a session until it completes, fails or expires (e.g. to learn that every party
+/// reported the same key).
+pub async fn wait_until_ended(
+    ctx: &PartyContext,
+    session_id: SessionId,
+    join_token: &str,
+) -> Result<pb::SessionInfo, PartyError> {
+    let mut watcher = Watcher::spawn(
+        ctx.coordinator.clone(),
+        session_id,
+        join_token.to_owned(),
+        ctx.options,
+    );
+    tokio::select! {
+        () = ctx.cancel.cancelled() => Err(PartyError::Cancelled),
+        info = watcher.until(|info| status_of(info).is_some_and(|s| s.is_terminal())) => {
+            info.ok_or_else(|| PartyError::coordinator(ApiError::new(ErrorCode::Unavailable, "lost track of the session")))
+        }
+    }
+}
