@@ -7,6 +7,7 @@ pub mod account;
 pub mod coordinator;
 pub mod db;
 pub mod error;
+pub mod party;
 pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
