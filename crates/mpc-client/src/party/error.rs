@@ -59,7 +59,8 @@ pub enum PartyError {
     /// The coordinator refused this party's result (another party reported something else).
     #[error("result rejected: {0}")]
     Rejected(String),
-    /// The caller could not keep the result (e.g. storing the share failed).
+    /// A problem of this party's own (no share for the key, storing the share failed). The
+    /// text follows "party <id> " in the report: `holds no share for key acct-1`.
     #[error("{0}")]
     Local(String),
     /// This party is shutting down.

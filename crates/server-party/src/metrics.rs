@@ -1,0 +1,135 @@
+//! The server party's metrics: sessions by type and outcome, sessions running and waiting for a
+//! slot (with the peak of running ones), protocol durations by type.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use mpc_proto::SessionType;
+use mpc_service::Metrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionLabels {
+    r#type: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+/// How this party's part of a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalOutcome {
+    /// Computed and reported.
+    Reported,
+    Failed,
+    /// Not run: a redelivered event, a session that ended before it started, a frozen key.
+    Skipped,
+}
+
+impl LocalOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Reported => "reported",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PartyMetrics {
+    sessions: Family<SessionLabels, Counter>,
+    active: Gauge,
+    waiting: Gauge,
+    peak: Gauge,
+    peak_value: Arc<AtomicI64>,
+    duration: Family<TypeLabels, Histogram>,
+}
+
+impl PartyMetrics {
+    pub fn register(metrics: &Metrics) -> Self {
+        let this = Self {
+            sessions: Family::default(),
+            active: Gauge::default(),
+            waiting: Gauge::default(),
+            peak: Gauge::default(),
+            peak_value: Arc::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                ])
+            }),
+        };
+        metrics.register(
+            "mpc_party_sessions",
+            "Sessions this party took part in, by type and local outcome",
+            this.sessions.clone(),
+        );
+        metrics.register(
+            "mpc_party_active_sessions",
+            "Sessions this party is running now",
+            this.active.clone(),
+        );
+        metrics.register(
+            "mpc_party_waiting_sessions",
+            "Sessions waiting for a free slot (max_concurrent_sessions)",
+            this.waiting.clone(),
+        );
+        metrics.register(
+            "mpc_party_active_sessions_peak",
+            "The most sessions this party has run at once since it started",
+            this.peak.clone(),
+        );
+        metrics.register(
+            "mpc_party_protocol_duration_seconds",
+            "Time from joining a session to reporting its result, by type",
+            this.duration.clone(),
+        );
+        this
+    }
+
+    pub fn ended(&self, ty: SessionType, outcome: LocalOutcome, seconds: Option<f64>) {
+        self.sessions
+            .get_or_create(&SessionLabels {
+                r#type: ty.as_str(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        if let Some(seconds) = seconds {
+            self.duration
+                .get_or_create(&TypeLabels {
+                    r#type: ty.as_str(),
+                })
+                .observe(seconds);
+        }
+    }
+
+    /// Counts a session waiting for a slot until the guard is dropped.
+    pub fn waiting(&self) -> GaugeGuard {
+        self.waiting.inc();
+        GaugeGuard(self.waiting.clone())
+    }
+
+    /// Counts a running session until the guard is dropped.
+    pub fn running(&self) -> GaugeGuard {
+        let now = self.active.inc() + 1;
+        let peak = self.peak_value.fetch_max(now, Ordering::SeqCst).max(now);
+        self.peak.set(peak);
+        GaugeGuard(self.active.clone())
+    }
+}
+
+pub struct GaugeGuard(Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
