@@ -169,6 +169,10 @@ async fn errors_keep_the_guides_wording(t: TestDb) {
     c.admin_get("/api/v1/accounts?limit=x")
         .await
         .expect_error(400, "invalid_argument");
+    // Found by the property test: a path that is not UTF-8 once decoded is a JSON 400 too.
+    c.admin_get("/api/v1/accounts/%ff")
+        .await
+        .expect_error(400, "invalid_argument");
     c.admin_get("/api/v1/no-such-thing")
         .await
         .expect_error(404, "not_found");

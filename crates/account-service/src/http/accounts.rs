@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -12,7 +12,7 @@ use mpc_proto::{AccountId, ApiError, ErrorCode};
 use mpc_service::ApiJson;
 use mpc_store::account::{AccountRecord, AccountStatus, ShareRecord};
 
-use super::{ApiQuery, SharedState, parse_account_id};
+use super::{ApiPath, ApiQuery, SharedState, parse_account_id};
 use crate::api::{
     AccessTokenKey, AccessTokenResponse, AccountList, AccountListQuery, AccountQuery, AccountView,
     ErrorResponse, RecoverRequest, SessionCreatedResponse, ShareView,
@@ -122,7 +122,7 @@ pub async fn list_accounts(
 )]
 pub async fn get_account(
     State(state): State<SharedState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> Result<ApiJson<AccountView>, ApiError> {
     let id = parse_account_id(&account_id)?;
@@ -165,7 +165,7 @@ pub async fn get_account(
 )]
 pub async fn suspend(
     State(state): State<SharedState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     set_suspended(state, &account_id, true).await
 }
@@ -185,7 +185,7 @@ pub async fn suspend(
 )]
 pub async fn activate(
     State(state): State<SharedState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     set_suspended(state, &account_id, false).await
 }
@@ -220,7 +220,7 @@ async fn set_suspended(
 )]
 pub async fn refresh(
     State(state): State<SharedState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_account_id(&account_id)?;
     let (body, target) = state.service.refresh(id).await?;
@@ -245,7 +245,7 @@ pub async fn refresh(
 )]
 pub async fn recover(
     State(state): State<SharedState>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
     ApiJson(req): ApiJson<RecoverRequest>,
 ) -> Result<Response, ApiError> {
     let id = parse_account_id(&account_id)?;
@@ -270,7 +270,7 @@ pub async fn recover(
 pub async fn create_access_token(
     State(state): State<SharedState>,
     Extension(_caller): Extension<Caller>,
-    Path(account_id): Path<String>,
+    ApiPath(account_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_account_id(&account_id)?;
     let account = state

@@ -1,6 +1,6 @@
 //! Admin endpoints: API keys (create, list, revoke) and the audit log. Admin-scoped keys only.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -10,7 +10,7 @@ use mpc_service::ApiJson;
 use mpc_store::account::{ApiKeyRecord, ApiKeyScope, AuditFilter};
 use secrecy::ExposeSecret;
 
-use super::{ApiQuery, SharedState};
+use super::{ApiPath, ApiQuery, SharedState};
 use crate::api::{
     ApiKeyList, ApiKeyView, AuditEntryView, AuditLogPage, AuditQuery, CreateApiKeyRequest,
     CreatedApiKey, ErrorResponse,
@@ -133,7 +133,7 @@ pub async fn list_api_keys(
 pub async fn revoke_api_key(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> Result<ApiJson<ApiKeyView>, ApiError> {
     caller.require_admin()?;
     let id = uuid::Uuid::parse_str(&key_id)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
@@ -51,6 +51,21 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuer
             .map_err(|e| {
                 ApiError::invalid_argument(format!("invalid query string: {}", e.body_text()))
             })
+    }
+}
+
+/// Path parameters, with every rejection (e.g. invalid UTF-8 after percent-decoding) as a 400
+/// [`ApiError`] (axum's own is plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Self(p))
+            .map_err(|e| ApiError::invalid_argument(format!("invalid path: {}", e.body_text())))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `POST /api/v1/mpc/keygen`, `POST /api/v1/mpc/sign`, `GET /api/v1/mpc/sessions/{id}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -9,7 +9,7 @@ use mpc_proto::pb::mpc::coordinator::v1 as pb;
 use mpc_proto::{ApiError, ErrorCode};
 use mpc_service::ApiJson;
 
-use super::{SharedState, parse_session_id};
+use super::{ApiPath, SharedState, parse_session_id};
 use crate::api::{
     ErrorResponse, KeygenRequest, KeygenResponse, ParticipantView, SessionView, SignRequest,
     SignResponse,
@@ -194,7 +194,7 @@ pub(crate) fn session_view(info: &pb::SessionInfo) -> Result<SessionView, ApiErr
 )]
 pub async fn get_session(
     State(state): State<SharedState>,
-    Path(session_id): Path<String>,
+    ApiPath(session_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_session_id(&session_id)?;
     let info = match state.service.coordinator.get_session(id).await {
