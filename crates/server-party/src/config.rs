@@ -32,6 +32,9 @@ pub struct PartyConfig {
     pub coordinator_endpoint: String,
     /// The router's gRPC endpoint, `http://host:50052`.
     pub router_endpoint: String,
+    /// The durable queue this party consumes, bound to `session.*`. Default
+    /// `mpc.party.<party_id>`; one queue per party, never shared.
+    pub bus_queue: String,
     /// The key-encryption key that seals the identity key and the shares at rest.
     pub master_key: SealingKey,
     /// Whose identity keys this party accepts (pin the other server parties).
@@ -58,6 +61,7 @@ impl fmt::Debug for PartyConfig {
             .field("database_schema", &self.database_schema)
             .field("coordinator_endpoint", &self.coordinator_endpoint)
             .field("router_endpoint", &self.router_endpoint)
+            .field("bus_queue", &self.bus_queue)
             .field("master_key", &self.master_key)
             .field("trust", &self.trust)
             .field("max_concurrent_sessions", &self.max_concurrent_sessions)
@@ -73,6 +77,7 @@ impl PartyConfig {
     /// Defaults for everything but the party id, master key and the coordinator's token key.
     pub fn new(party_id: PartyId, master_key: SealingKey, join_token_public_key: [u8; 32]) -> Self {
         Self {
+            bus_queue: queue_name(&party_id),
             party_id,
             http_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_HTTP_PORT)),
             database_url: "sqlite://mpc-data/party.db".into(),
@@ -89,12 +94,12 @@ impl PartyConfig {
         }
     }
 
-    /// The durable queue this party consumes: `mpc.party.<party_id>`, bound to `session.*`.
-    pub fn queue_name(&self) -> String {
-        queue_name(&self.party_id)
-    }
-
     pub(crate) fn validate(&self) -> Result<TokenVerifier, PartyServiceError> {
+        if self.bus_queue.trim().is_empty() {
+            return Err(PartyServiceError::Config(
+                "bus_queue must not be empty".into(),
+            ));
+        }
         if self.max_concurrent_sessions == 0 {
             return Err(PartyServiceError::Config(
                 "max_concurrent_sessions must be at least 1".into(),
@@ -160,6 +165,9 @@ impl PartyConfig {
         if let Some(v) = var("MPC_ROUTER_GRPC") {
             config.router_endpoint = v;
         }
+        if let Some(v) = var("MPC_PARTY_BUS_QUEUE").filter(|v| !v.trim().is_empty()) {
+            config.bus_queue = v;
+        }
         if let Some(v) = var("MPC_PARTY_MAX_SESSIONS") {
             config.max_concurrent_sessions = v
                 .trim()
@@ -176,7 +184,8 @@ impl PartyConfig {
     }
 }
 
-pub(crate) fn queue_name(party: &PartyId) -> String {
+/// The default queue of a party: `mpc.party.<party_id>`.
+pub fn queue_name(party: &PartyId) -> String {
     format!("mpc.party.{party}")
 }
 
@@ -304,7 +313,7 @@ mod tests {
         assert_eq!(c.master_key.id(), "kek-1");
         assert_eq!(c.http_addr.port(), 8091);
         assert_eq!(c.max_concurrent_sessions, 3);
-        assert_eq!(c.queue_name(), "mpc.party.server_party_1");
+        assert_eq!(c.bus_queue, "mpc.party.server_party_1");
         assert_eq!(c.trust.pinned().len(), 1);
         let shown = format!("{c:?}");
         assert!(

@@ -35,7 +35,7 @@ use mpc_store::Db;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use config::{PartyConfig, master_key_from_base64, master_key_from_file};
+pub use config::{PartyConfig, master_key_from_base64, master_key_from_file, queue_name};
 pub use error::PartyServiceError;
 pub use http::IdentityResponse;
 pub use keys::{load_or_create_identity, rotate_master_key};
@@ -61,6 +61,14 @@ impl PartyListeners {
         Ok(Self {
             http: TcpListener::bind(config.http_addr).await?,
         })
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -124,20 +132,22 @@ pub async fn serve(
         party_id = %config.party_id,
         http = ?listeners.http.local_addr().ok(),
         identity_public_key = %identity_public,
-        queue = %config.queue_name(),
+        queue = %config.bus_queue,
         max_concurrent_sessions = config.max_concurrent_sessions,
         "server party listening"
     );
-    let consumer = tokio::spawn(worker::consume(
+    // Aborted if `serve` itself is dropped (the process stops abruptly): its sessions go with
+    // it and their events return to the queue.
+    let mut consumer = AbortOnDrop(tokio::spawn(worker::consume(
         party,
         resources.bus.clone(),
-        config.queue_name(),
+        config.bus_queue.clone(),
         stop.clone(),
         config.shutdown_grace,
-    ));
+    )));
     let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;
     stop.cancel();
-    if let Err(e) = consumer.await
+    if let Err(e) = (&mut consumer.0).await
         && e.is_panic()
     {
         tracing::error!(party_id = %config.party_id, "the event consumer panicked");
