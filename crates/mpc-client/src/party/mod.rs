@@ -19,6 +19,7 @@
 //! timeout is reported (naming whom the party waited for) before the coordinator expires the
 //! session. Heavy engine rounds run on `spawn_blocking`, never on the async runtime.
 
+mod engine;
 mod error;
 mod roster;
 mod session;

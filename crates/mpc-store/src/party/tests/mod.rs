@@ -1,28 +1,26 @@
 //! The party store suite, run on SQLite and on PostgreSQL (`backend_tests!`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use mpc_proto::{PartyId, SessionId, SessionType, Threshold};
-use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::TestRunner;
 use uuid::Uuid;
 
 use super::*;
 use crate::backend_tests;
 use crate::testing::TestDb;
 
-fn pid(s: &str) -> PartyId {
+mod model;
+
+pub(super) fn pid(s: &str) -> PartyId {
     PartyId::parse(s).unwrap()
 }
 
-async fn setup(t: &TestDb) -> Arc<dyn PartyStore> {
+pub(super) async fn setup(t: &TestDb) -> Arc<dyn PartyStore> {
     open(&t.db).await.unwrap()
 }
 
-fn new_share(key_id: &str, session: SessionId, sealed: &[u8]) -> NewShare {
+pub(super) fn new_share(key_id: &str, session: SessionId, sealed: &[u8]) -> NewShare {
     NewShare {
         id: Uuid::new_v4(),
         key_id: key_id.to_owned(),
@@ -37,7 +35,10 @@ fn new_share(key_id: &str, session: SessionId, sealed: &[u8]) -> NewShare {
     }
 }
 
-async fn statuses(store: &dyn PartyStore, key_id: &str) -> Vec<(SessionId, ShareStatus)> {
+pub(super) async fn statuses(
+    store: &dyn PartyStore,
+    key_id: &str,
+) -> Vec<(SessionId, ShareStatus)> {
     store
         .shares(key_id)
         .await
@@ -533,108 +534,6 @@ async fn storing_and_ending_race_without_losing_a_share(t: TestDb) {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    Put(usize),
-    End(usize, SessionOutcome),
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        (0usize..4).prop_map(Op::Put),
-        (
-            0usize..4,
-            prop_oneof![
-                Just(SessionOutcome::Completed),
-                Just(SessionOutcome::Failed),
-                Just(SessionOutcome::Expired)
-            ]
-        )
-            .prop_map(|(i, o)| Op::End(i, o)),
-    ]
-}
-
-/// Random interleavings of storing shares and ending sessions of one key, checked against a
-/// model: the first outcome of a session counts; a completed session's share is active unless a
-/// later-activated share replaced it; failed/expired sessions keep nothing; never two active.
-async fn share_lifecycle_matches_the_model(t: TestDb) {
-    let store = setup(&t).await;
-    let mut runner = TestRunner::deterministic();
-    let strategy = prop::collection::vec(op(), 1..14);
-    for case in 0..24 {
-        let ops = strategy.new_tree(&mut runner).unwrap().current();
-        let key = format!("model-{case}");
-        let sessions: Vec<SessionId> = (0..4).map(|_| SessionId::new_random()).collect();
-        let mut outcome: BTreeMap<usize, SessionOutcome> = BTreeMap::new();
-        let mut stored: BTreeMap<usize, ShareStatus> = BTreeMap::new();
-        let mut now = Utc::now();
-        for op in &ops {
-            now += TimeDelta::milliseconds(1);
-            match *op {
-                Op::Put(i) => {
-                    let mut share = new_share(&key, sessions[i], b"x");
-                    share.created_at = now;
-                    let result = store.put_pending_share(&share).await;
-                    if stored.contains_key(&i) {
-                        assert!(matches!(result, Err(StoreError::Conflict(_))), "{ops:?}");
-                        continue;
-                    }
-                    match outcome.get(&i) {
-                        Some(SessionOutcome::Completed) => {
-                            for s in stored.values_mut() {
-                                if *s == ShareStatus::Active {
-                                    *s = ShareStatus::Retired;
-                                }
-                            }
-                            stored.insert(i, ShareStatus::Active);
-                        }
-                        Some(_) => {}
-                        None => {
-                            stored.insert(i, ShareStatus::Pending);
-                        }
-                    }
-                    result.unwrap();
-                }
-                Op::End(i, o) => {
-                    store
-                        .record_outcome(sessions[i], SessionType::Refresh, &key, o, now)
-                        .await
-                        .unwrap();
-                    let first = *outcome.entry(i).or_insert(o);
-                    match (first, stored.get(&i).copied()) {
-                        (SessionOutcome::Completed, Some(ShareStatus::Pending)) => {
-                            for s in stored.values_mut() {
-                                if *s == ShareStatus::Active {
-                                    *s = ShareStatus::Retired;
-                                }
-                            }
-                            stored.insert(i, ShareStatus::Active);
-                        }
-                        (
-                            SessionOutcome::Failed | SessionOutcome::Expired,
-                            Some(ShareStatus::Pending),
-                        ) => {
-                            stored.remove(&i);
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            let actual: BTreeMap<SessionId, ShareStatus> =
-                statuses(store.as_ref(), &key).await.into_iter().collect();
-            let expected: BTreeMap<SessionId, ShareStatus> =
-                stored.iter().map(|(i, s)| (sessions[*i], *s)).collect();
-            assert_eq!(actual, expected, "after {op:?} in {ops:?}");
-            for share in store.shares(&key).await.unwrap() {
-                assert_eq!(
-                    share.sealed_share.is_none(),
-                    share.status == ShareStatus::Retired
-                );
-            }
-        }
-    }
-}
-
 backend_tests!(
     identity,
     identity_is_created_once_and_resealed_by_compare_and_set
@@ -653,7 +552,6 @@ backend_tests!(one_share_per_session, a_session_stores_one_share);
 backend_tests!(rotation, rotation_reseals_by_compare_and_set);
 backend_tests!(bans, bans_freeze_a_key_for_a_party);
 backend_tests!(race, storing_and_ending_race_without_losing_a_share);
-backend_tests!(model, share_lifecycle_matches_the_model);
 
 #[test]
 fn debug_output_shows_no_sealed_bytes() {
