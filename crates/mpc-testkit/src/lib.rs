@@ -18,10 +18,12 @@
 
 pub mod cluster;
 pub mod http;
+mod services;
 pub mod sessions;
 
-pub use cluster::{BusKind, Cluster, ClusterBuilder, DEADLINE, PartyHandle, Service, fast_driver};
+pub use cluster::{BusKind, Cluster, ClusterBuilder, DEADLINE, PartyHandle, fast_driver};
 pub use mpc_store::Backend;
+pub use services::Service;
 pub use sessions::{
     assert_valid_signature, fixture_shares, keygen_request, participant, random_hash,
     recovery_request, refresh_request, server, sign_request, status,
