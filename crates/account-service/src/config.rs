@@ -73,6 +73,59 @@ impl AccountConfig {
         }
     }
 
+    /// From `MPC_…` variables (read through `var`, e.g. `std::env::var(..).ok()`).
+    ///
+    /// Required: `MPC_ACCESS_TOKEN_SEED` (base64 of 32 bytes), `MPC_ACCOUNT_DATABASE_URL` or
+    /// `DATABASE_URL`. Optional: `MPC_ACCOUNT_HTTP_ADDR`, `MPC_COORDINATOR_GRPC` (default
+    /// `http://127.0.0.1:50051`), `MPC_SERVICE_TOKEN`, `MPC_API_KEY`,
+    /// `MPC_ACCESS_TOKEN_LIFETIME_SECS`, `MPC_SESSION_LIFETIME_SECS`, `MPC_TRUST_FORWARDED_FOR`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AccountError> {
+        let missing = |name: &str| AccountError::Config(format!("{name} is required"));
+        let invalid =
+            |name: &str, what: &str| AccountError::Config(format!("{name}: expected {what}"));
+        let seed = var("MPC_ACCESS_TOKEN_SEED").ok_or_else(|| missing("MPC_ACCESS_TOKEN_SEED"))?;
+        let db = var("MPC_ACCOUNT_DATABASE_URL")
+            .or_else(|| var("DATABASE_URL"))
+            .ok_or_else(|| missing("MPC_ACCOUNT_DATABASE_URL or DATABASE_URL"))?;
+        let coordinator =
+            var("MPC_COORDINATOR_GRPC").unwrap_or_else(|| "http://127.0.0.1:50051".into());
+        let mut c = Self::new(db, coordinator, SecretString::from(seed));
+        if let Some(v) = var("MPC_ACCOUNT_HTTP_ADDR") {
+            c.http_addr = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MPC_ACCOUNT_HTTP_ADDR", "host:port"))?;
+        }
+        c.coordinator_service_token = var("MPC_SERVICE_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        c.bootstrap_api_key = var("MPC_API_KEY")
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        if let Some(v) = var("MPC_ACCESS_TOKEN_LIFETIME_SECS") {
+            c.access_token_lifetime = v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| invalid("MPC_ACCESS_TOKEN_LIFETIME_SECS", "seconds"))?;
+        }
+        if let Some(v) = var("MPC_SESSION_LIFETIME_SECS") {
+            c.session_lifetime_seconds = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MPC_SESSION_LIFETIME_SECS", "seconds"))?;
+        }
+        if let Some(v) = var("MPC_TRUST_FORWARDED_FOR") {
+            c.trust_forwarded_for = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" | "" => false,
+                _ => return Err(invalid("MPC_TRUST_FORWARDED_FOR", "true or false")),
+            };
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
     pub fn access_token_signer(&self) -> Result<AccessTokenSigner, AccountError> {
         let seed = decode_seed(self.access_token_seed.expose_secret())?;
         Ok(AccessTokenSigner::from_seed(&seed))
@@ -164,5 +217,71 @@ mod tests {
         assert!(!shown.contains("bootstrap-secret-key"), "{shown}");
         assert!(!shown.contains("service-secret"), "{shown}");
         assert!(!shown.contains(&base64::engine::general_purpose::STANDARD.encode([3u8; 32])));
+    }
+}
+
+#[cfg(test)]
+mod from_vars_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_the_documented_variables() {
+        let seed = base64::engine::general_purpose::STANDARD.encode([4u8; 32]);
+        let c = AccountConfig::from_vars(vars(&[
+            ("MPC_ACCESS_TOKEN_SEED", &seed),
+            ("DATABASE_URL", "sqlite://a.db"),
+            ("MPC_COORDINATOR_GRPC", "http://coordinator:50051"),
+            ("MPC_API_KEY", "a-long-enough-bootstrap-key"),
+            ("MPC_TRUST_FORWARDED_FOR", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(c.coordinator_endpoint, "http://coordinator:50051");
+        assert!(c.bootstrap_api_key.is_some() && c.trust_forwarded_for);
+        assert_eq!(c.http_addr.port(), DEFAULT_HTTP_PORT);
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains(&seed) && !dbg.contains("a-long-enough-bootstrap-key"));
+    }
+
+    #[test]
+    fn missing_or_bad_values_name_the_variable() {
+        let seed = base64::engine::general_purpose::STANDARD.encode([4u8; 32]);
+        for (pairs, name) in [
+            (vec![("DATABASE_URL", "x")], "MPC_ACCESS_TOKEN_SEED"),
+            (
+                vec![("MPC_ACCESS_TOKEN_SEED", seed.as_str())],
+                "DATABASE_URL",
+            ),
+            (
+                vec![
+                    ("MPC_ACCESS_TOKEN_SEED", seed.as_str()),
+                    ("DATABASE_URL", "x"),
+                    ("MPC_API_KEY", "short"),
+                ],
+                "MPC_API_KEY",
+            ),
+            (
+                vec![
+                    ("MPC_ACCESS_TOKEN_SEED", seed.as_str()),
+                    ("DATABASE_URL", "x"),
+                    ("MPC_TRUST_FORWARDED_FOR", "maybe"),
+                ],
+                "MPC_TRUST_FORWARDED_FOR",
+            ),
+        ] {
+            let err = AccountConfig::from_vars(vars(&pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 }

@@ -62,6 +62,63 @@ impl CoordinatorConfig {
         }
     }
 
+    /// From `MPC_…` variables (read through `var`, e.g. `std::env::var(..).ok()`).
+    ///
+    /// Required: `MPC_JOIN_TOKEN_SEED` (base64 of 32 bytes) and `MPC_COORDINATOR_DATABASE_URL` or
+    /// `DATABASE_URL`. Optional: `MPC_COORDINATOR_HTTP_ADDR`, `MPC_COORDINATOR_GRPC_ADDR`,
+    /// `MPC_SERVICE_TOKEN`, `MPC_SESSION_LIFETIME_SECS`, `MPC_MAX_SESSION_LIFETIME_SECS`,
+    /// `MPC_COORDINATOR_EXPIRY_INTERVAL_MS`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, CoordinatorError> {
+        let missing = |name: &str| CoordinatorError::Config(format!("{name} is required"));
+        let invalid =
+            |name: &str, what: &str| CoordinatorError::Config(format!("{name}: expected {what}"));
+        let seed = var("MPC_JOIN_TOKEN_SEED").ok_or_else(|| missing("MPC_JOIN_TOKEN_SEED"))?;
+        let db = var("MPC_COORDINATOR_DATABASE_URL")
+            .or_else(|| var("DATABASE_URL"))
+            .ok_or_else(|| missing("MPC_COORDINATOR_DATABASE_URL or DATABASE_URL"))?;
+        let mut c = Self::new(db, SecretString::from(seed));
+        if let Some(v) = var("MPC_COORDINATOR_HTTP_ADDR") {
+            c.http_addr = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MPC_COORDINATOR_HTTP_ADDR", "host:port"))?;
+        }
+        if let Some(v) = var("MPC_COORDINATOR_GRPC_ADDR") {
+            c.grpc_addr = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MPC_COORDINATOR_GRPC_ADDR", "host:port"))?;
+        }
+        c.service_token = var("MPC_SERVICE_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
+        let secs = |name: &str| -> Result<Option<Duration>, CoordinatorError> {
+            var(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map(Duration::from_secs)
+                        .map_err(|_| invalid(name, "seconds"))
+                })
+                .transpose()
+        };
+        if let Some(d) = secs("MPC_SESSION_LIFETIME_SECS")? {
+            c.default_session_lifetime = d;
+        }
+        if let Some(d) = secs("MPC_MAX_SESSION_LIFETIME_SECS")? {
+            c.max_session_lifetime = d;
+        }
+        if let Some(v) = var("MPC_COORDINATOR_EXPIRY_INTERVAL_MS") {
+            c.expiry_interval = v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| invalid("MPC_COORDINATOR_EXPIRY_INTERVAL_MS", "milliseconds"))?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
     /// The join-token signer from the configured seed.
     pub fn token_signer(&self) -> Result<TokenSigner, CoordinatorError> {
         let seed = decode_seed(self.join_token_seed.expose_secret())?;
@@ -162,5 +219,65 @@ mod tests {
         assert_eq!(c.http_addr.port(), 8081);
         assert_eq!(c.grpc_addr.port(), 50051);
         assert_eq!(c.default_session_lifetime, Duration::from_secs(600));
+    }
+}
+
+#[cfg(test)]
+mod from_vars_tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_the_documented_variables() {
+        let seed = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let c = CoordinatorConfig::from_vars(vars(&[
+            ("MPC_JOIN_TOKEN_SEED", &seed),
+            ("DATABASE_URL", "postgres://db/x"),
+            ("MPC_COORDINATOR_GRPC_ADDR", "127.0.0.1:6000"),
+            ("MPC_SERVICE_TOKEN", "tok"),
+            ("MPC_SESSION_LIFETIME_SECS", "30"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database_url, "postgres://db/x");
+        assert_eq!(c.grpc_addr.port(), 6000);
+        assert_eq!(c.http_addr.port(), DEFAULT_HTTP_PORT);
+        assert_eq!(c.default_session_lifetime, Duration::from_secs(30));
+        assert!(c.service_token.is_some());
+        assert!(!format!("{c:?}").contains(&seed));
+    }
+
+    #[test]
+    fn missing_or_bad_values_name_the_variable() {
+        let seed = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        for (pairs, name) in [
+            (vec![("DATABASE_URL", "x")], "MPC_JOIN_TOKEN_SEED"),
+            (vec![("MPC_JOIN_TOKEN_SEED", seed.as_str())], "DATABASE_URL"),
+            (
+                vec![("MPC_JOIN_TOKEN_SEED", "short"), ("DATABASE_URL", "x")],
+                "join_token_seed",
+            ),
+            (
+                vec![
+                    ("MPC_JOIN_TOKEN_SEED", seed.as_str()),
+                    ("DATABASE_URL", "x"),
+                    ("MPC_SESSION_LIFETIME_SECS", "soon"),
+                ],
+                "MPC_SESSION_LIFETIME_SECS",
+            ),
+        ] {
+            let err = CoordinatorError::to_string(
+                &CoordinatorConfig::from_vars(vars(&pairs)).unwrap_err(),
+            );
+            assert!(err.contains(name), "{err}");
+        }
     }
 }
