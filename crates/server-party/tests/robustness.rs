@@ -345,3 +345,96 @@ async fn at_most_the_configured_number_of_sessions_run_at_once() {
     assert_eq!(peak, Some(2.0));
     cluster.shutdown().await;
 }
+
+/// A key frozen for a party (after a protocol abort that requires excluding it) is refused for
+/// sessions with that party, and still used with the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_frozen_for_a_party_refuses_sessions_with_it() {
+    let cluster = Cluster::builder().server_parties(3).build().await.unwrap();
+    let fixture = mpc_testkit::fixture_shares();
+    for (i, share) in fixture.iter().enumerate() {
+        cluster.import_share(i, "acct-b", share).await;
+    }
+    let pk = fixture[0].public_key().to_uncompressed().to_vec();
+    let banned = mpc_store::party::KeyBan {
+        key_id: "acct-b".into(),
+        party_id: cluster.party_id(1),
+        reason: "failed a multiplication check".into(),
+        session_id: SessionId::new_random(),
+        created_at: Utc::now(),
+    };
+    cluster.party_store(0).await.ban(&banned).await.unwrap();
+
+    let info = cluster
+        .run_session(mpc_testkit::sign_request(
+            at_index(&cluster, &[0, 1]),
+            T2N3,
+            "acct-b",
+            &pk,
+            &mpc_testkit::random_hash(),
+        ))
+        .await;
+    assert_eq!(mpc_testkit::status(&info), pb::SessionStatus::Failed);
+    assert!(
+        info.failure_reason.starts_with(
+            "sign failed: party server_party_2 is not trusted: key acct-b is frozen for it"
+        ),
+        "{}",
+        info.failure_reason
+    );
+    assert_eq!(info.blamed_party_id, "server_party_2");
+    sign(&cluster, &[0, 2], T2N3, "acct-b", &pk).await;
+    // An operator clears it; the pair signs again.
+    assert!(
+        cluster
+            .party_store(0)
+            .await
+            .clear_ban("acct-b", &cluster.party_id(1))
+            .await
+            .unwrap()
+    );
+    sign(&cluster, &[0, 1], T2N3, "acct-b", &pk).await;
+    cluster.shutdown().await;
+}
+
+/// A graceful stop while a session is open reports the failure at once (no waiting for the
+/// deadline), and the session is not taken up again after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_fails_open_sessions_cleanly() {
+    let mut cluster = Cluster::builder().server_parties(2).build().await.unwrap();
+    let device = pid("user_device_1");
+    let mut participants = servers(&cluster);
+    participants.push(mpc_testkit::participant(&device, "android", None));
+    let created = cluster
+        .create_session(mpc_testkit::keygen_request(participants, 2, "acct-g"))
+        .await;
+    // Both server parties joined; the device never does, so the session stays open.
+    cluster
+        .wait_for_session(&created.session_id, "both server parties joined", |info| {
+            info.participants
+                .iter()
+                .filter(|p| p.party_id.starts_with("server_party_"))
+                .all(|p| p.status == i32::from(pb::ParticipantStatus::Joined))
+        })
+        .await;
+    cluster.stop_party(0).await;
+    let info = cluster.wait_for_end(&created.session_id).await;
+    assert_eq!(mpc_testkit::status(&info), pb::SessionStatus::Failed);
+    assert_eq!(
+        info.failure_reason,
+        "keygen failed: party server_party_1 stopped before the session finished"
+    );
+    cluster.start_party(0).await.unwrap();
+    let seen = cluster
+        .party_store(0)
+        .await
+        .handled_session(SessionId::parse(&created.session_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.local_state, LocalState::Finished);
+    for i in 0..2 {
+        assert!(shares(&cluster, i, "acct-g").await.is_empty());
+    }
+    cluster.shutdown().await;
+}
