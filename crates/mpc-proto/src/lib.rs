@@ -3,6 +3,7 @@
 //! the generated gRPC code.
 #![forbid(unsafe_code)]
 
+pub mod access_token;
 pub mod error;
 pub mod ids;
 pub mod pb;
@@ -10,6 +11,7 @@ mod pb_debug;
 pub mod status;
 pub mod token;
 
+pub use access_token::{AccessClaims, AccessTokenSigner, AccessTokenVerifier};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use ids::{AccountId, MAX_PARTIES, MessageId, PartyId, SessionId, Threshold};
 pub use status::{IllegalTransition, ParticipantStatus, SessionStatus, SessionType};

@@ -60,7 +60,7 @@ impl fmt::Debug for TokenSigner {
 }
 
 /// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410): the seed follows it.
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
+pub(crate) const ED25519_PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
 
