@@ -155,17 +155,15 @@ impl Base<'_> {
                 Err(Interrupt::Deadline) => return Err(timeout(roster, &session)),
                 Err(Interrupt::Stop(e)) => return Err(e),
             };
-            let Some(message) = incoming(roster, &envelope) else {
+            let (round, seq) = (envelope.round, envelope.seq);
+            let Some((message, from)) = incoming(roster, envelope) else {
                 continue;
             };
             ctx.progress(&Progress::Received {
                 session_id: roster.session_id,
-                from: envelope
-                    .from_party
-                    .parse()
-                    .unwrap_or_else(|_| roster.me.clone()),
-                round: envelope.round,
-                seq: envelope.seq,
+                from,
+                round,
+                seq,
             });
             let (next, replies) = blocking(session, move |s| s.handle(message)).await?;
             session = next;
@@ -185,10 +183,12 @@ impl Base<'_> {
         }
         let ctx = self.ctx;
         let mut envelopes = Vec::with_capacity(messages.len());
+        let mut recipients = Vec::with_capacity(messages.len());
         for m in messages {
             let to = roster
                 .party_at(m.to)
                 .ok_or_else(|| PartyError::Internal(format!("no party at index {}", m.to)))?;
+            recipients.push((to.party_id.clone(), u32::from(m.round)));
             envelopes.push(MpcMessage {
                 message_id: uuid::Uuid::new_v4().to_string(),
                 session_id: roster.session_id.to_string(),
@@ -212,11 +212,11 @@ impl Base<'_> {
             Err(Interrupt::Deadline) => return Err(timeout(roster, session)),
             Err(Interrupt::Stop(e)) => return Err(e),
         }
-        for e in &envelopes {
+        for (to, round) in recipients {
             ctx.progress(&Progress::Sent {
                 session_id: roster.session_id,
-                to: e.to_party.parse().unwrap_or_else(|_| roster.me.clone()),
-                round: e.round,
+                to,
+                round,
             });
         }
         Ok(())
@@ -244,7 +244,7 @@ where
 
 /// The engine message for an envelope, or `None` for one we cannot attribute (the router only
 /// relays between the session's parties, so this does not happen with an honest router).
-fn incoming(roster: &Roster, envelope: &MpcMessage) -> Option<Message> {
+fn incoming(roster: &Roster, envelope: MpcMessage) -> Option<(Message, PartyId)> {
     let from = roster
         .parties
         .iter()
@@ -255,12 +255,15 @@ fn incoming(roster: &Roster, envelope: &MpcMessage) -> Option<Message> {
         tracing::warn!(session_id = %roster.session_id, "ignoring an envelope that claims to be from us");
         return None;
     }
-    Some(Message {
-        from: from.index,
-        to: roster.my_index,
-        round,
-        payload: envelope.payload.clone(),
-    })
+    Some((
+        Message {
+            from: from.index,
+            to: roster.my_index,
+            round,
+            payload: envelope.payload,
+        },
+        from.party_id.clone(),
+    ))
 }
 
 fn protocol(roster: &Roster, error: ProtocolError) -> PartyError {

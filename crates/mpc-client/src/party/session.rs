@@ -409,6 +409,22 @@ impl Base<'_> {
     async fn fail(self, error: PartyError) -> PartyError {
         let ty = self.claims.typ;
         let me = &self.claims.pid;
+        // A service refusing because the session is over (the router: "session has ended") is
+        // the session's end, not a failure of ours.
+        let error = match &error {
+            PartyError::Service { error: e, .. }
+                if matches!(
+                    e.code,
+                    ErrorCode::FailedPrecondition
+                        | ErrorCode::SessionExpired
+                        | ErrorCode::SessionNotFound
+                        | ErrorCode::InvalidJoinToken
+                ) =>
+            {
+                self.current_end().await.unwrap_or(error)
+            }
+            _ => error,
+        };
         if !error.should_report() {
             tracing::info!(session_id = %self.claims.sid, party_id = %me, error = %error, "session ended");
             return error;
