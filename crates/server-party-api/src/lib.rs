@@ -3,10 +3,130 @@
 //! driver every party runs (`mpc_client`), and hands the device's share back instead of storing
 //! it.
 //!
+//! - `POST /api/v1/keygen/generate-user-share`, `/api/v1/sign/with-user-share`,
+//!   `/api/v1/refresh/with-user-share`, `/api/v1/recovery/new-user-share`: synchronous — the
+//!   answer comes when the session completed, or is an error in the guide's words. Callers
+//!   authenticate with `X-API-Key` or a scoped access token ([`auth`]).
 //! - [`share`]: the `share_data` format — the share wrapped with AES-256-GCM under the API's own
 //!   key (bound to key id, party id and index), optionally sealed to the device with HPKE
 //!   ([`hpke`], RFC 9180) so that the back end relaying it cannot read it.
+//! - Its Ed25519 identity (from configuration: there is no database) is what the server parties
+//!   pin as a *delegate*: it joins under many device party ids.
+//!
+//! [`serve`] runs it until `shutdown`; the `mpc` binary and the tests call it the same way.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
 pub mod hpke;
+mod http;
+mod metrics;
+mod session;
 pub mod share;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use mpc_client::{CoordinatorClient, PartyContext, RouterClient};
+use mpc_proto::AccessTokenVerifier;
+use mpc_service::{Metrics, Shutdown};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use api::{
+    GenerateUserShareRequest, IdentityResponse, RecoveryNewUserShareRequest,
+    RefreshWithUserShareRequest, SignWithUserShareRequest, SignatureResponse, UserShareResponse,
+};
+pub use auth::{Authenticator, Caller, HeaderAuthenticator};
+pub use config::{IdentitySeed, PartyApiConfig};
+pub use error::PartyApiError;
+pub use share::ShareKeys;
+
+/// The service name in metrics and logs.
+pub const SERVICE: &str = "server-party-api";
+
+/// The listener the caller bound (port 0 in tests).
+#[derive(Debug)]
+pub struct PartyApiListeners {
+    pub http: TcpListener,
+}
+
+impl PartyApiListeners {
+    pub async fn bind(config: &PartyApiConfig) -> std::io::Result<Self> {
+        Ok(Self {
+            http: TcpListener::bind(config.http_addr).await?,
+        })
+    }
+}
+
+/// Serves until `shutdown` is cancelled, authenticating callers with the configured API keys
+/// and access-token key. On shutdown, running sessions report a failure and their requests are
+/// answered `unavailable`.
+pub async fn serve(
+    config: PartyApiConfig,
+    listeners: PartyApiListeners,
+    shutdown: Shutdown,
+) -> Result<(), PartyApiError> {
+    let access = config
+        .access_token_public_key
+        .map(|key| AccessTokenVerifier::from_public_key(&key))
+        .transpose()
+        .map_err(|e| PartyApiError::Config(format!("access-token public key: {}", e.message)))?;
+    let auth = Arc::new(HeaderAuthenticator::new(config.api_keys.clone(), access));
+    serve_with(config, auth, listeners, shutdown).await
+}
+
+/// [`serve`] with another way to authenticate callers.
+pub async fn serve_with(
+    config: PartyApiConfig,
+    auth: Arc<dyn Authenticator>,
+    listeners: PartyApiListeners,
+    shutdown: Shutdown,
+) -> Result<(), PartyApiError> {
+    let verifier = config.validate()?;
+    let identity = config.identity_seed.key();
+    let identity_public = identity.public_key();
+    let client = |e: mpc_proto::ApiError| PartyApiError::Config(e.message);
+    let coordinator =
+        CoordinatorClient::new(&config.coordinator_endpoint, config.client).map_err(client)?;
+    let router = RouterClient::new(&config.router_endpoint, config.client).map_err(client)?;
+    let stop = shutdown.child_token();
+    let ctx = PartyContext {
+        identity: Arc::new(identity),
+        coordinator: coordinator.clone(),
+        router: router.clone(),
+        token_verifier: verifier,
+        trust: config.trust.clone(),
+        options: config.driver,
+        cancel: stop.clone(),
+        progress: None,
+    };
+    let metrics = Metrics::new(SERVICE);
+    let api = Arc::new(session::Api {
+        ctx,
+        share_keys: config.share_keys.clone(),
+        auth,
+        permits: Arc::new(Semaphore::new(config.max_concurrent_sessions)),
+        max_request_time: config.max_request_time,
+        metrics: metrics::ApiMetrics::register(&metrics),
+        running: Mutex::new(HashSet::new()),
+    });
+    let readiness = Arc::new(http::ApiReadiness {
+        coordinator,
+        router,
+    });
+    let app = http::router(api, identity_public, &metrics, readiness, config.body_limit);
+    tracing::info!(
+        http = ?listeners.http.local_addr().ok(),
+        identity_public_key = %identity_public,
+        share_key_id = config.share_keys.current().id(),
+        max_concurrent_sessions = config.max_concurrent_sessions,
+        "server party API listening"
+    );
+    let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;
+    stop.cancel();
+    tracing::info!("server party API stopped");
+    served.map_err(PartyApiError::Http)
+}

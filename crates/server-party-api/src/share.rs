@@ -84,6 +84,14 @@ impl ShareKeys {
         Ok(Self { current, previous })
     }
 
+    /// Only `current`.
+    pub fn single(current: SealingKey) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+        }
+    }
+
     pub fn current(&self) -> &SealingKey {
         &self.current
     }

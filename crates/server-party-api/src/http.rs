@@ -1,0 +1,245 @@
+//! The HTTP API: the four user-share endpoints (authenticated), the identity key, and the ops
+//! routes (`/healthz`, `/readyz` — coordinator and router reachable — and `/metrics`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use mpc_client::{CoordinatorClient, MailboxRef, RouterClient};
+use mpc_proto::{ApiError, ErrorCode, PartyId, SessionId};
+use mpc_protocol::{IdentityPublicKey, MessageHash};
+use mpc_service::{ApiJson, Metrics, Readiness};
+
+use crate::api::{
+    GenerateUserShareRequest, IdentityResponse, RecoveryNewUserShareRequest,
+    RefreshWithUserShareRequest, SignWithUserShareRequest, SignatureResponse, UserShareResponse,
+};
+use crate::auth::Caller;
+use crate::hpke::DevicePublicKey;
+use crate::session::{Answer, Api, Request as Work, Target};
+
+pub(crate) fn router(
+    api: Arc<Api>,
+    identity: IdentityPublicKey,
+    metrics: &Metrics,
+    readiness: Arc<dyn Readiness>,
+    body_limit: usize,
+) -> Router {
+    let body = IdentityResponse {
+        identity_public_key: identity.to_string(),
+    };
+    let shares = Router::new()
+        .route(
+            "/api/v1/keygen/generate-user-share",
+            post(generate_user_share),
+        )
+        .route("/api/v1/sign/with-user-share", post(sign_with_user_share))
+        .route(
+            "/api/v1/refresh/with-user-share",
+            post(refresh_with_user_share),
+        )
+        .route(
+            "/api/v1/recovery/new-user-share",
+            post(recovery_new_user_share),
+        )
+        // Before the body is read: an unauthenticated caller learns nothing from our parser.
+        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate))
+        .with_state(api);
+    let app = Router::new()
+        .route(
+            "/api/v1/identity",
+            get(move || {
+                let body = body.clone();
+                async move { ApiJson(body) }
+            }),
+        )
+        .merge(shares)
+        .merge(mpc_service::ops_routes(metrics.clone(), readiness))
+        .fallback(mpc_service::not_found_fallback)
+        .layer(mpc_service::catch_panic_layer())
+        .layer(mpc_service::http_metrics_layer(metrics));
+    mpc_service::with_body_limit(app, body_limit)
+}
+
+async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: Next) -> Response {
+    match api.auth.authenticate(request.headers()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn target(session_id: &str, party_id: &str, join_token: String) -> Result<Target, ApiError> {
+    let session_id = SessionId::parse(session_id)?;
+    let party_id = PartyId::parse(party_id)?;
+    if join_token.trim().is_empty() {
+        return Err(ApiError::invalid_join_token());
+    }
+    Ok(Target {
+        session_id,
+        party_id,
+        join_token,
+    })
+}
+
+/// `user_public_key`: absent, null or empty means "do not seal".
+fn device_key(user_public_key: Option<&str>) -> Result<Option<DevicePublicKey>, ApiError> {
+    match user_public_key.map(str::trim).filter(|k| !k.is_empty()) {
+        None => Ok(None),
+        Some(hex) => DevicePublicKey::from_hex(hex).map(Some).map_err(|_| {
+            ApiError::invalid_argument(
+                "user_public_key must be a P-256 public key: SEC1 hex, 33 bytes (compressed) or 65 bytes (uncompressed)",
+            )
+        }),
+    }
+}
+
+fn share_response(
+    target_ids: (String, String),
+    answer: Answer,
+) -> Result<UserShareResponse, ApiError> {
+    match answer {
+        Answer::Share {
+            party_index,
+            share_data,
+            public_key,
+        } => Ok(UserShareResponse {
+            success: true,
+            session_id: target_ids.0,
+            party_id: target_ids.1,
+            party_index,
+            share_data,
+            public_key,
+        }),
+        Answer::Signature(_) => Err(ApiError::internal(&"a share session produced a signature")),
+    }
+}
+
+async fn generate_user_share(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<GenerateUserShareRequest>,
+) -> Result<ApiJson<UserShareResponse>, ApiError> {
+    let device = device_key(req.user_public_key.as_deref())?;
+    let ids = (req.session_id.clone(), req.party_id.clone());
+    let target = target(&req.session_id, &req.party_id, req.join_token)?;
+    let answer = api.handle(&caller, target, Work::Keygen { device }).await?;
+    share_response(ids, answer).map(ApiJson)
+}
+
+async fn sign_with_user_share(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<SignWithUserShareRequest>,
+) -> Result<ApiJson<SignatureResponse>, ApiError> {
+    let message_hash = MessageHash::from_hex(req.message_hash.trim()).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidMessageHash,
+            "message_hash must be 32 bytes as 64 hex characters",
+        )
+    })?;
+    let ids = (req.session_id.clone(), req.party_id.clone());
+    let target = target(&req.session_id, &req.party_id, req.join_token)?;
+    let work = Work::Sign {
+        share_data: req.share_data,
+        message_hash,
+    };
+    match api.handle(&caller, target, work).await? {
+        Answer::Signature(sig) => {
+            let der = sig
+                .to_der()
+                .map_err(|e| ApiError::internal(&format_args!("DER encoding: {e}")))?;
+            Ok(ApiJson(SignatureResponse {
+                success: true,
+                session_id: ids.0,
+                party_id: ids.1,
+                signature: hex::encode(der),
+                r: hex::encode(sig.r),
+                s: hex::encode(sig.s),
+                v: sig.v,
+            }))
+        }
+        Answer::Share { .. } => Err(ApiError::internal(&"a sign session produced a share")),
+    }
+}
+
+async fn refresh_with_user_share(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<RefreshWithUserShareRequest>,
+) -> Result<ApiJson<UserShareResponse>, ApiError> {
+    let device = device_key(req.user_public_key.as_deref())?;
+    let ids = (req.session_id.clone(), req.party_id.clone());
+    let target = target(&req.session_id, &req.party_id, req.join_token)?;
+    let work = Work::Refresh {
+        share_data: req.share_data,
+        device,
+    };
+    let answer = api.handle(&caller, target, work).await?;
+    share_response(ids, answer).map(ApiJson)
+}
+
+async fn recovery_new_user_share(
+    State(api): State<Arc<Api>>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<RecoveryNewUserShareRequest>,
+) -> Result<ApiJson<UserShareResponse>, ApiError> {
+    let device = device_key(req.user_public_key.as_deref())?;
+    let ids = (req.session_id.clone(), req.party_id.clone());
+    let target = target(&req.session_id, &req.party_id, req.join_token)?;
+    let answer = api
+        .handle(&caller, target, Work::Recovery { device })
+        .await?;
+    share_response(ids, answer).map(ApiJson)
+}
+
+/// Ready when the coordinator and the router answer.
+pub(crate) struct ApiReadiness {
+    pub(crate) coordinator: CoordinatorClient,
+    pub(crate) router: RouterClient,
+}
+
+/// An error that still proves the service answered (it refused our probe's credentials).
+fn answered(e: &ApiError) -> bool {
+    !matches!(
+        e.code,
+        ErrorCode::Unavailable | ErrorCode::Timeout | ErrorCode::Internal
+    )
+}
+
+#[async_trait]
+impl Readiness for ApiReadiness {
+    async fn ready(&self) -> Result<(), String> {
+        self.coordinator
+            .join_token_key()
+            .await
+            .map_err(|_| "session coordinator".to_owned())?;
+        // No credentials for the router: a refusal of a dummy mailbox read proves it is there.
+        let party = PartyId::parse("readiness-probe").map_err(|e| e.message)?;
+        let probe = self
+            .router
+            .fetch(
+                MailboxRef {
+                    join_token: "",
+                    session_id: SessionId::new_random(),
+                    party_id: &party,
+                },
+                0,
+                1,
+                Duration::ZERO,
+            )
+            .await;
+        match probe {
+            Ok(_) => Ok(()),
+            Err(e) if answered(&e) => Ok(()),
+            Err(_) => Err("message router".to_owned()),
+        }
+    }
+}
