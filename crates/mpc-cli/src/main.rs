@@ -4,6 +4,7 @@
 mod commands;
 mod local;
 mod raw;
+mod vars;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Measure keygen and signing (in-process: engine against the bare library).
     Bench(commands::bench::BenchArgs),
+    /// Run one service in this process (production: PostgreSQL + RabbitMQ).
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
