@@ -22,6 +22,7 @@ use secrecy::SecretString;
 use server_party::{PartyConfig, PartyListeners, PartyResources, PartyServiceError};
 use tokio::task::JoinHandle;
 
+use crate::party_api::{PartyApiHandle, PartyApiKeys};
 use crate::services::{Service, bind, start_coordinator, start_router};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +48,7 @@ pub struct ClusterBuilder {
     delegates: Vec<IdentityPublicKey>,
     allow_unpinned: bool,
     shared_master_key: bool,
+    party_api: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -60,6 +62,7 @@ impl Default for ClusterBuilder {
             delegates: Vec::new(),
             allow_unpinned: false,
             shared_master_key: false,
+            party_api: false,
         }
     }
 }
@@ -120,6 +123,13 @@ impl ClusterBuilder {
     /// the key, keeps their shares apart).
     pub fn shared_master_key(mut self, shared: bool) -> Self {
         self.shared_master_key = shared;
+        self
+    }
+
+    /// Also runs the Server Party API (`Cluster::party_api`), trusted by the server parties as
+    /// a delegate and pinning them.
+    pub fn party_api(mut self, on: bool) -> Self {
+        self.party_api = on;
         self
     }
 
@@ -198,6 +208,9 @@ impl ClusterBuilder {
                 http: None,
             });
         }
+        let party_api_keys = self.party_api.then(PartyApiKeys::generate);
+        let mut delegates = self.delegates;
+        delegates.extend(party_api_keys.as_ref().map(PartyApiKeys::identity));
         let mut cluster = Cluster {
             backend: self.backend,
             bus,
@@ -208,9 +221,10 @@ impl ClusterBuilder {
             parties,
             driver: self.driver,
             max_concurrent_sessions: self.max_concurrent_sessions,
-            delegates: self.delegates,
+            delegates,
             allow_unpinned: self.allow_unpinned,
             shutdown,
+            party_api: None,
             _dbs: vec![coordinator_db, router_db],
         };
         for i in 0..cluster.parties.len() {
@@ -218,6 +232,11 @@ impl ClusterBuilder {
                 .start_party(i)
                 .await
                 .unwrap_or_else(|e| panic!("starting server party {}: {e}", i + 1));
+        }
+        if let Some(keys) = party_api_keys {
+            let stop = cluster.shutdown.child_token();
+            cluster.party_api =
+                Some(crate::party_api::start(keys, &cluster, cluster.driver, stop).await);
         }
         Some(cluster)
     }
@@ -269,11 +288,12 @@ pub struct Cluster {
     coordinator: Service,
     router: Service,
     parties: Vec<PartyHandle>,
-    driver: DriverOptions,
+    pub(crate) driver: DriverOptions,
     max_concurrent_sessions: usize,
     delegates: Vec<IdentityPublicKey>,
     allow_unpinned: bool,
-    shutdown: Shutdown,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) party_api: Option<PartyApiHandle>,
     _dbs: Vec<TestDb>,
 }
 
@@ -522,8 +542,8 @@ impl Cluster {
     }
 
     /// Replaces server party `i`'s database with a fresh one (same party id and master key; a
-    /// new identity key, which the other parties are restarted to pin), as after losing a
-    /// server. The party is started again.
+    /// new identity key, which the other parties and the Server Party API are restarted to
+    /// pin), as after losing a server. The party is started again.
     pub async fn replace_party_database(&mut self, i: usize) {
         self.kill_party(i).await;
         let db = fresh_db(self.backend)
@@ -542,10 +562,13 @@ impl Cluster {
         self.start_party(i)
             .await
             .unwrap_or_else(|e| panic!("starting the replacement: {e}"));
+        self.restart_party_api().await;
     }
 
-    /// Stops everything: the parties (gracefully), then the router and the coordinator.
+    /// Stops everything: the Server Party API and the parties (gracefully), then the router and
+    /// the coordinator.
     pub async fn shutdown(mut self) {
+        self.stop_party_api().await;
         for i in 0..self.parties.len() {
             self.stop_party(i).await;
         }

@@ -46,6 +46,37 @@ pub async fn get(addr: SocketAddr, path: &str) -> Result<HttpResponse, String> {
     Ok(HttpResponse { status, body })
 }
 
+/// `POST http://{addr}{path}` with a JSON body and extra headers.
+pub async fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> Result<HttpResponse, String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok(HttpResponse { status, body })
+}
+
 /// The value of a Prometheus sample `name{…labels…}` (labels given as `k="v"` fragments that
 /// must all appear), or `None` when no such sample exists.
 pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {

@@ -12,17 +12,20 @@
 //! cluster.restart_party(1).await;
 //! ```
 //!
-//! Later services (the Server Party API, the Account Service) are added here as further
-//! `Service`s started by the builder. Infrastructure failures panic: this crate is for tests.
+//! With `.party_api(true)` the cluster also runs the Server Party API (`Cluster::party_api`);
+//! the Account Service is to be added the same way. Infrastructure failures panic: this crate is
+//! for tests.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 pub mod http;
+pub mod party_api;
 mod services;
 pub mod sessions;
 
 pub use cluster::{BusKind, Cluster, ClusterBuilder, DEADLINE, PartyHandle, fast_driver};
 pub use mpc_store::Backend;
+pub use party_api::PartyApiHandle;
 pub use services::Service;
 pub use sessions::{
     assert_valid_signature, fixture_shares, keygen_request, participant, random_hash,
