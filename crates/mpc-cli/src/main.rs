@@ -4,6 +4,7 @@
 mod commands;
 mod local;
 mod raw;
+mod secrets;
 mod vars;
 
 use clap::{Parser, Subcommand};
@@ -25,16 +26,21 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Measure keygen and signing (in-process: engine against the bare library).
     Bench(commands::bench::BenchArgs),
+    /// The whole system in this process on the embedded default (SQLite, in-process bus).
+    Up(commands::up::UpArgs),
     /// Run one service in this process (production: PostgreSQL + RabbitMQ).
     Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    // reqwest and tonic use rustls without a built-in provider: install ring's, once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Up(args) => commands::up::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -15,7 +15,15 @@ fn hex32(v: &serde_json::Value) -> [u8; 32] {
 fn demo_json_signature_recovers_to_the_printed_key() {
     let out = Command::cargo_bin("mpc")
         .unwrap()
-        .args(["demo", "--threshold", "2", "--parties", "3", "--json"])
+        .args([
+            "demo",
+            "--in-process",
+            "--threshold",
+            "2",
+            "--parties",
+            "3",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(

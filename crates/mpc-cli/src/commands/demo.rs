@@ -1,5 +1,7 @@
-//! `mpc demo`: a keygen and one signature with every party in this process, verified the way a
-//! wallet would (k256 ecrecover), with progress on stderr and optionally one JSON object on stdout.
+//! `mpc demo`: a keygen and one signature, verified the way a wallet would (k256 ecrecover), with
+//! progress on stderr and optionally one JSON object on stdout. Against a running system by
+//! default (`mpc up`: the guide's §5 flow over HTTP), or with every party in this process
+//! (`--in-process`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -32,6 +34,62 @@ pub struct DemoArgs {
     /// Print one JSON object with the results on stdout (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Run every party in this process instead of using a running system.
+    #[arg(long)]
+    pub in_process: bool,
+    /// The Account Service (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:4000).
+    #[arg(long, conflicts_with = "in_process")]
+    pub url: Option<String>,
+    /// The Server Party API (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:8083).
+    #[arg(long, conflicts_with = "in_process")]
+    pub party_api_url: Option<String>,
+    /// The API key (default: `MPC_API_KEY`, else the one `mpc up` generated in `<data-dir>`).
+    #[arg(
+        long,
+        env = "MPC_API_KEY",
+        hide_env_values = true,
+        conflicts_with = "in_process"
+    )]
+    pub api_key: Option<String>,
+    /// The data directory of a local `mpc up`, to find its endpoints and API key.
+    #[arg(long, default_value = "./mpc-data", env = "MPC_DATA_DIR")]
+    pub data_dir: std::path::PathBuf,
+}
+
+/// The running system's address and key, from the flags or a local `mpc up`'s data directory.
+fn target(args: &DemoArgs) -> Result<super::demo_remote::Target> {
+    let endpoints: Option<serde_json::Value> = std::fs::read(args.data_dir.join("endpoints.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let from_file = |k: &str| {
+        endpoints
+            .as_ref()
+            .and_then(|e| e[k].as_str())
+            .map(str::to_owned)
+    };
+    let url = args
+        .url
+        .clone()
+        .or_else(|| from_file("account"))
+        .unwrap_or_else(|| "http://127.0.0.1:4000".into());
+    let party_api_url = args
+        .party_api_url
+        .clone()
+        .or_else(|| from_file("party_api"))
+        .unwrap_or_else(|| "http://127.0.0.1:8083".into());
+    let api_key = match &args.api_key {
+        Some(k) => k.clone(),
+        None => crate::secrets::stored_api_key(&args.data_dir)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API key: pass --api-key or set MPC_API_KEY (the key `mpc up` printed), or run from the directory of `mpc up`"
+            )
+        })?,
+    };
+    Ok(super::demo_remote::Target {
+        url: url.trim_end_matches('/').into(),
+        party_api_url: party_api_url.trim_end_matches('/').into(),
+        api_key,
+    })
 }
 
 #[derive(Serialize)]
@@ -70,6 +128,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
         Some(h) => MessageHash::from_hex(h).context("invalid --hash")?,
         None => MessageHash::new(Keccak256::digest(args.message.as_bytes()).into()),
     };
+    if !args.in_process {
+        if args.signers.is_some() {
+            bail!(
+                "--signers applies to --in-process; against a running system the device and the first server parties sign"
+            );
+        }
+        let target = target(&args)?;
+        let demo = super::demo_remote::RemoteDemo {
+            threshold: t,
+            parties: n,
+            hash,
+            json: args.json,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(super::demo_remote::run(target, demo));
+    }
     let mut err = std::io::stderr();
 
     writeln!(

@@ -2,4 +2,6 @@
 
 pub mod bench;
 pub mod demo;
+pub mod demo_remote;
 pub mod serve;
+pub mod up;

@@ -22,6 +22,7 @@ pub enum Service {
     Coordinator,
     Router,
     Party,
+    PartyApi,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +143,13 @@ async fn serve(service: Service, vars: Vars) -> Result<()> {
                 bus: bus(&vars).await?,
             };
             server_party::serve(config, resources, listeners, shutdown).await?;
+        }
+        Service::PartyApi => {
+            let config = server_party_api::PartyApiConfig::from_vars(get)?;
+            let listeners = server_party_api::PartyApiListeners::bind(&config)
+                .await
+                .context("binding the Server Party API")?;
+            server_party_api::serve(config, listeners, shutdown).await?;
         }
         Service::Account => {
             let config = account_service::AccountConfig::from_vars(get)?;
