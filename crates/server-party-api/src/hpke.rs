@@ -361,6 +361,48 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Random plaintexts and `info` strings round-trip; no other `info` opens them.
+        #[test]
+        fn seal_open_round_trip(
+            pt in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            info in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let (sk, pk) = device_key(11);
+            let sealed = seal(&pk, &info, &pt).unwrap_or_else(|e| panic!("{e}"));
+            proptest::prop_assert_eq!(open(&sk, &info, &sealed).ok().map(|p| p.to_vec()), Some(pt));
+            let mut other = info.clone();
+            other.push(0);
+            proptest::prop_assert_eq!(open(&sk, &other, &sealed), Err(HpkeError::Unauthentic));
+        }
+
+        /// Random bytes behind a valid header never open (and never panic).
+        #[test]
+        fn random_blobs_do_not_open(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let (sk, _) = device_key(12);
+            let mut blob = b"MPCHPKE\x01".to_vec();
+            blob.extend_from_slice(&body);
+            proptest::prop_assert!(open(&sk, b"info", &blob).is_err());
+            proptest::prop_assert!(open(&sk, b"info", &body).is_err());
+        }
+
+        /// Whatever the parser accepts is a standard SEC1 encoding of a point on the curve,
+        /// and parses back to itself.
+        #[test]
+        fn public_key_parser(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70)) {
+            if let Ok(pk) = DevicePublicKey::from_sec1(&bytes) {
+                proptest::prop_assert!(matches!(
+                    (bytes.len(), bytes[0]),
+                    (33, 0x02 | 0x03) | (ENC_LEN, 0x04)
+                ));
+                let again = DevicePublicKey::from_sec1(&pk.to_uncompressed());
+                proptest::prop_assert_eq!(again.ok(), Some(pk));
+            }
+        }
+    }
+
     #[test]
     fn the_rng_hands_out_the_ikm_then_never_repeats() {
         let ikm = [9u8; 32];

@@ -315,6 +315,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Arbitrary text, arbitrary hex, and arbitrary bytes behind a real header: never a
+        /// share, never a panic.
+        #[test]
+        fn arbitrary_share_data_is_refused(
+            text in "\\PC{0,200}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let keys = keys("uk-1", 1);
+            let device = pid("user_device_1");
+            let owner = ShareOwner { key_id: "acct-1", party_id: &device, party_index: 0 };
+            proptest::prop_assert!(open(&keys, &owner, &text, None).is_err());
+            proptest::prop_assert!(open(&keys, &owner, &hex::encode(&bytes), None).is_err());
+            let mut framed = b"MPCSEAL\x01\x04uk-1".to_vec();
+            framed.extend_from_slice(&bytes);
+            proptest::prop_assert!(open(&keys, &owner, &hex::encode(&framed), None).is_err());
+        }
+    }
+
     #[test]
     fn rotated_keys_still_open_old_shares() {
         let old = SealingKey::new("uk-1", [1; 32]).unwrap_or_else(|e| panic!("{e}"));
