@@ -28,6 +28,10 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// The whole system in this process on the embedded default (SQLite, in-process bus).
     Up(commands::up::UpArgs),
+    /// Generate secrets and derive the public keys services pin.
+    Keys(commands::admin::KeysArgs),
+    /// A server party's identity, master-key rotation and key bans.
+    Party(commands::admin::PartyArgs),
     /// Run one service in this process (production: PostgreSQL + RabbitMQ).
     Serve(commands::serve::ServeArgs),
 }
@@ -41,6 +45,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Up(args) => commands::up::run(args),
+        Command::Keys(args) => commands::admin::keys(args),
+        Command::Party(args) => commands::admin::party(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

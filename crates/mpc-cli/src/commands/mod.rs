@@ -1,5 +1,6 @@
 //! One module per `mpc` subcommand.
 
+pub mod admin;
 pub mod bench;
 pub mod demo;
 pub mod demo_remote;
