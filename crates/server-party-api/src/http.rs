@@ -204,6 +204,8 @@ async fn recovery_new_user_share(
 pub(crate) struct ApiReadiness {
     pub(crate) coordinator: CoordinatorClient,
     pub(crate) router: RouterClient,
+    /// The configured join-token key: a coordinator with another key makes every token fail.
+    pub(crate) join_token_key: [u8; 32],
 }
 
 /// An error that still proves the service answered (it refused our probe's credentials).
@@ -217,10 +219,16 @@ fn answered(e: &ApiError) -> bool {
 #[async_trait]
 impl Readiness for ApiReadiness {
     async fn ready(&self) -> Result<(), String> {
-        self.coordinator
+        let key = self
+            .coordinator
             .join_token_key()
             .await
             .map_err(|_| "session coordinator".to_owned())?;
+        if key != self.join_token_key {
+            return Err(
+                "the session coordinator's join-token key is not MPC_JOIN_TOKEN_PUBLIC_KEY".into(),
+            );
+        }
         // No credentials for the router: a refusal of a dummy mailbox read proves it is there.
         let party = PartyId::parse("readiness-probe").map_err(|e| e.message)?;
         let probe = self

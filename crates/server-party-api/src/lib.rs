@@ -116,7 +116,16 @@ pub async fn serve_with(
     let readiness = Arc::new(http::ApiReadiness {
         coordinator,
         router,
+        join_token_key: config.join_token_public_key,
     });
+    if config.trust.pinned().is_empty()
+        && config.trust.delegates().is_empty()
+        && !config.trust.allows_unpinned()
+    {
+        tracing::warn!(
+            "no party is pinned (MPC_PARTY_API_PINNED): every session will fail the trust check"
+        );
+    }
     let app = http::router(api, identity_public, &metrics, readiness, config.body_limit);
     tracing::info!(
         http = ?listeners.http.local_addr().ok(),

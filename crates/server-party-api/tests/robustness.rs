@@ -252,11 +252,16 @@ async fn random_bodies_never_produce_a_5xx_postgres() {
     random_bodies_never_produce_a_5xx(Backend::Postgres).await;
 }
 
-/// An API whose requests may hold for one second: a keygen that cannot start (a participant
-/// never joins) is answered `timeout`, and the device's party reports its failure.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_past_its_time_bound_fails_the_session() {
-    let cluster = Cluster::builder().server_parties(0).build().await.unwrap();
+/// An API of its own on the cluster's coordinator and router (API key `k`), configured by
+/// `change`.
+async fn own_api(
+    cluster: &Cluster,
+    change: impl FnOnce(&mut PartyApiConfig),
+) -> (
+    std::net::SocketAddr,
+    mpc_service::Shutdown,
+    tokio::task::JoinHandle<Result<(), server_party_api::PartyApiError>>,
+) {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).unwrap();
     let share_key = mpc_protocol::SealingKey::generate("uk-1").unwrap();
@@ -265,17 +270,26 @@ async fn a_request_past_its_time_bound_fails_the_session() {
     config.coordinator_endpoint = format!("http://{}", cluster.coordinator().grpc);
     config.router_endpoint = format!("http://{}", cluster.router().grpc);
     config.api_keys = vec![secrecy::SecretString::from("k".to_owned())];
-    config.max_request_time = Duration::from_secs(1);
     config.driver = mpc_testkit::fast_driver();
+    change(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = mpc_service::Shutdown::new();
-    let served = tokio::spawn(server_party_api::serve(
+    let task = tokio::spawn(server_party_api::serve(
         config,
         PartyApiListeners { http: listener },
         stop.clone(),
     ));
+    (addr, stop, task)
+}
 
+/// An API whose requests may hold for one second: a keygen that cannot start (a participant
+/// never joins) is answered `timeout`, and the device's party reports its failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_time_bound_fails_the_session() {
+    let cluster = Cluster::builder().server_parties(0).build().await.unwrap();
+    let (addr, stop, served) =
+        own_api(&cluster, |c| c.max_request_time = Duration::from_secs(1)).await;
     let created = cluster
         .create_session(mpc_testkit::keygen_request(
             vec![
@@ -304,5 +318,41 @@ async fn a_request_past_its_time_bound_fails_the_session() {
     );
     stop.cancel();
     served.await.unwrap().unwrap();
+    cluster.shutdown().await;
+}
+
+/// `/readyz` says what is wrong: a coordinator with another join-token key, a router that is
+/// not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_what_is_wrong() {
+    let cluster = Cluster::builder().server_parties(0).build().await.unwrap();
+    let other_key = mpc_proto::TokenSigner::from_seed(&[3; 32]).public_key();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let cases: [(&str, Box<dyn FnOnce(&mut PartyApiConfig)>); 3] = [
+        ("", Box::new(|_| {})),
+        (
+            "join-token key",
+            Box::new(move |c| c.join_token_public_key = other_key),
+        ),
+        (
+            "message router",
+            Box::new(move |c| c.router_endpoint = format!("http://{closed_addr}")),
+        ),
+    ];
+    for (problem, change) in cases {
+        let (addr, stop, served) = own_api(&cluster, change).await;
+        let r = http::get(addr, "/readyz").await.unwrap();
+        if problem.is_empty() {
+            assert_eq!(r.status, 200, "{}", r.body);
+        } else {
+            assert_eq!(r.status, 503, "{problem}: {}", r.body);
+            let message = r.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(problem), "{problem}: {message}");
+        }
+        stop.cancel();
+        served.await.unwrap().unwrap();
+    }
     cluster.shutdown().await;
 }
