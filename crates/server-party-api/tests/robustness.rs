@@ -330,7 +330,8 @@ async fn readiness_names_what_is_wrong() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
-    let cases: [(&str, Box<dyn FnOnce(&mut PartyApiConfig)>); 3] = [
+    type Change = Box<dyn FnOnce(&mut PartyApiConfig)>;
+    let cases: [(&str, Change); 3] = [
         ("", Box::new(|_| {})),
         (
             "join-token key",
