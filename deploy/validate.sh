@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Offline validation of the deployment files (no Docker engine, no cluster needed):
+#   1. shellcheck on the scripts, yamllint (deploy/.yamllint) on every YAML file under deploy/;
+#   2. `docker-compose config` on docker-compose.yml with .env.example and with a gen-env.sh
+#      file, and a refusal when a required variable is missing;
+#   3. ed25519-public-key against the RFC 8032 test vectors;
+#   4. check-deploy.py: variables, Kubernetes references and selectors hang together, and every
+#      MPC_* variable handed to a service is one the code reads;
+#   5. kubernetes-validate --strict on the Kubernetes manifests, for the pinned versions;
+#   6. postgres-init/ on a scratch PostgreSQL cluster: the roles log in to their own database
+#      and are refused another's (needs the PostgreSQL server binaries; under CI they must be
+#      there).
+# Installs what it needs when missing: Debian's docker-compose and shellcheck (apt-get), and
+# pinned yamllint and kubernetes-validate in a venv (MPC_DEPLOY_VENV, default
+# ~/.cache/mpc-deploy/venv). Idempotent; run from anywhere: `bash deploy/validate.sh`.
+set -euo pipefail
+
+deploy=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$deploy")
+venv=${MPC_DEPLOY_VENV:-$HOME/.cache/mpc-deploy/venv}
+python_requirements=(kubernetes-validate==1.37.0 yamllint==1.38.0)
+# Oldest Kubernetes the manifests support and a recent one; both ship with kubernetes-validate.
+kubernetes_versions=(1.30.0 1.35.0)
+
+log() { printf '\n--> %s\n' "$*"; }
+fail() {
+    echo "deploy/validate.sh: $*" >&2
+    exit 1
+}
+
+work=$(mktemp -d)
+cleanup() {
+    if [[ -n ${pg_data:-} && -f $pg_data/postmaster.pid ]]; then
+        as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+apt_install() { # package… (updates the lists once if the first attempt fails)
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y --no-install-recommends "$@" >"$work/apt.log" 2>&1; then
+        apt-get update >>"$work/apt.log" 2>&1 || true
+        apt-get install -y --no-install-recommends "$@" >>"$work/apt.log" 2>&1 \
+            || { cat "$work/apt.log" >&2; fail "cannot install $*"; }
+    fi
+}
+
+log "tools"
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v openssl >/dev/null || missing+=(openssl)
+if ((${#missing[@]})); then
+    echo "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
+stamp="$venv/.requirements"
+if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "${python_requirements[*]}" ]]; then
+    echo "creating $venv with ${python_requirements[*]}"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv" 2>"$work/venv.log" || {
+        apt_install python3-venv
+        python3 -m venv "$venv"
+    }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${python_requirements[@]}"
+    echo "${python_requirements[*]}" >"$stamp"
+fi
+docker-compose version --short
+shellcheck --version | sed -n 2p
+"$venv/bin/yamllint" --version
+"$venv/bin/kubernetes-validate" --version
+
+log "shellcheck"
+scripts=("$deploy/validate.sh" "$deploy/gen-env.sh" "$deploy/ed25519-public-key"
+    "$deploy/mpc-http-get" "$deploy"/postgres-init/*.sh)
+shellcheck "${scripts[@]}"
+for script in "${scripts[@]}"; do
+    [[ -x $script ]] || fail "$script is not executable"
+done
+
+log "yamllint"
+"$venv/bin/yamllint" --strict -c "$deploy/.yamllint" "$deploy"
+
+log "docker-compose config"
+compose() { docker-compose -f "$deploy/docker-compose.yml" --env-file "$1" config; }
+# Variables in the caller's environment would override the env files: check the files alone.
+while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^MPC_' || true)
+compose "$deploy/.env.example" >"$work/compose.example.yml"
+"$deploy/gen-env.sh" "$work/generated.env"
+compose "$work/generated.env" >"$work/compose.generated.yml"
+grep -v '^MPC_JOIN_TOKEN_SEED=' "$work/generated.env" >"$work/incomplete.env"
+if compose "$work/incomplete.env" >/dev/null 2>"$work/incomplete.log"; then
+    fail "docker-compose config accepted an env file without MPC_JOIN_TOKEN_SEED"
+fi
+grep -q 'deploy/.env.example' "$work/incomplete.log" \
+    || { cat "$work/incomplete.log" >&2; fail "the missing-variable error does not point to .env.example"; }
+echo "ok: .env.example and a generated env file; a missing secret is refused"
+
+log "ed25519-public-key (RFC 8032 section 7.1, tests 1 to 3)"
+while read -r secret public; do
+    seed_b64=$(python3 -c 'import base64, sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())' "$secret")
+    got=$(printf '%s' "$seed_b64" | "$deploy/ed25519-public-key")
+    [[ $got == "$public" ]] || fail "ed25519-public-key: $got, expected $public"
+done <<'VECTORS'
+9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60 d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a
+4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb 3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c
+c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7 fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025
+VECTORS
+if printf 'c2hvcnQ=' | "$deploy/ed25519-public-key" >/dev/null 2>&1; then
+    fail "ed25519-public-key accepted a 5-byte seed"
+fi
+echo "ok"
+
+log "check-deploy.py"
+"$venv/bin/python" "$deploy/check-deploy.py" "$root" "$work/compose.generated.yml" "$work/generated.env"
+echo "ok"
+
+log "kubernetes-validate --strict (${kubernetes_versions[*]})"
+manifests=()
+for f in "$deploy"/kubernetes/*.yaml; do
+    [[ $(basename "$f") == kustomization.yaml ]] || manifests+=("$f")
+done
+for version in "${kubernetes_versions[@]}"; do
+    "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "${manifests[@]}"
+done
+echo "ok: ${#manifests[@]} files"
+
+log "postgres-init on a scratch cluster"
+pg_bin=$(dirname "$(command -v initdb 2>/dev/null || true)")
+if [[ ! -x $pg_bin/initdb ]]; then
+    pg_bin=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+fi
+if [[ -z $pg_bin || ! -x $pg_bin/initdb ]]; then
+    [[ -n ${CI:-} ]] && fail "PostgreSQL server binaries (initdb) not found"
+    echo "skipped: no PostgreSQL server binaries here (CI requires them)"
+else
+    # initdb refuses to run as root.
+    as_postgres() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
+    pg_dir="$work/pg"
+    pg_data="$pg_dir/data"
+    mkdir -p "$pg_dir"
+    ((EUID == 0)) && chown postgres "$pg_dir" && chmod 755 "$work"
+    as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth-local=trust \
+        --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; fail "initdb"; }
+    # A free port: bind 0 and read back what the kernel chose.
+    pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -w -l "$pg_dir/log" \
+        -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null \
+        || { cat "$pg_dir/log" >&2; fail "cannot start the scratch cluster"; }
+    declare -A password=(
+        [account]=$(openssl rand -hex 12) [coordinator]=$(openssl rand -hex 12)
+        [router]=$(openssl rand -hex 12) [party_1]=$(openssl rand -hex 12)
+        [party_2]=$(openssl rand -hex 12) [party_3]=$(openssl rand -hex 12)
+    )
+    as_postgres env PGHOST="$pg_dir" PGPORT="$pg_port" POSTGRES_USER=postgres \
+        MPC_ACCOUNT_DB_PASSWORD="${password[account]}" \
+        MPC_COORDINATOR_DB_PASSWORD="${password[coordinator]}" \
+        MPC_ROUTER_DB_PASSWORD="${password[router]}" \
+        MPC_PARTY_1_DB_PASSWORD="${password[party_1]}" \
+        MPC_PARTY_2_DB_PASSWORD="${password[party_2]}" \
+        MPC_PARTY_3_DB_PASSWORD="${password[party_3]}" \
+        bash "$deploy/postgres-init/10-mpc-databases.sh" >"$work/init.log" 2>&1 \
+        || { cat "$work/init.log" >&2; fail "postgres-init/10-mpc-databases.sh failed"; }
+    sql() { # role password database statement
+        PGPASSWORD=$2 psql --no-psqlrc -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" \
+            -U "$1" -d "$3" -c "$4"
+    }
+    for service in "${!password[@]}"; do
+        role="mpc_$service"
+        # Its own database: it can create and use tables (the services migrate at start).
+        sql "$role" "${password[$service]}" "$role" \
+            'CREATE TABLE deploy_check (x int); INSERT INTO deploy_check VALUES (1); DROP TABLE deploy_check;' \
+            >/dev/null || fail "$role cannot use its own database"
+    done
+    if sql mpc_party_1 "${password[party_1]}" mpc_party_2 'SELECT 1' >/dev/null 2>&1; then
+        fail "mpc_party_1 could connect to mpc_party_2's database"
+    fi
+    if sql mpc_party_1 wrong-password mpc_party_1 'SELECT 1' >/dev/null 2>&1; then
+        fail "mpc_party_1 logged in with a wrong password"
+    fi
+    echo "ok: six roles, each in its own database only"
+fi
+
+log "deploy: all checks passed"
