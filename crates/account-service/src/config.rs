@@ -47,6 +47,10 @@ pub struct AccountConfig {
     pub trust_forwarded_for: bool,
     /// Deadline for calls to the coordinator.
     pub coordinator_timeout: Duration,
+    /// The durable queue session outcomes are consumed from. Replicas share it (competing
+    /// consumers); two systems on one broker need different names, or they steal each other's
+    /// events. Default `mpc.account`.
+    pub bus_queue: String,
 }
 
 impl AccountConfig {
@@ -70,6 +74,7 @@ impl AccountConfig {
             reconcile_after: Duration::from_secs(5),
             trust_forwarded_for: false,
             coordinator_timeout: Duration::from_secs(15),
+            bus_queue: crate::outcomes::QUEUE.to_owned(),
         }
     }
 
@@ -78,7 +83,8 @@ impl AccountConfig {
     /// Required: `MPC_ACCESS_TOKEN_SEED` (base64 of 32 bytes), `MPC_ACCOUNT_DATABASE_URL` or
     /// `DATABASE_URL`. Optional: `MPC_ACCOUNT_HTTP_ADDR`, `MPC_COORDINATOR_GRPC` (default
     /// `http://127.0.0.1:50051`), `MPC_SERVICE_TOKEN`, `MPC_API_KEY`,
-    /// `MPC_ACCESS_TOKEN_LIFETIME_SECS`, `MPC_SESSION_LIFETIME_SECS`, `MPC_TRUST_FORWARDED_FOR`.
+    /// `MPC_ACCESS_TOKEN_LIFETIME_SECS`, `MPC_SESSION_LIFETIME_SECS`, `MPC_TRUST_FORWARDED_FOR`,
+    /// `MPC_ACCOUNT_BUS_QUEUE`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AccountError> {
         let missing = |name: &str| AccountError::Config(format!("{name} is required"));
         let invalid =
@@ -122,6 +128,9 @@ impl AccountConfig {
                 _ => return Err(invalid("MPC_TRUST_FORWARDED_FOR", "true or false")),
             };
         }
+        if let Some(v) = var("MPC_ACCOUNT_BUS_QUEUE") {
+            c.bus_queue = v.trim().to_owned();
+        }
         c.validate()?;
         Ok(c)
     }
@@ -150,6 +159,9 @@ impl AccountConfig {
             return Err(AccountError::Config(
                 "MPC_API_KEY must be at least 16 characters".into(),
             ));
+        }
+        if self.bus_queue.is_empty() {
+            return Err(AccountError::Config("bus_queue must not be empty".into()));
         }
         if !(self.coordinator_endpoint.starts_with("http://")
             || self.coordinator_endpoint.starts_with("https://"))
@@ -248,8 +260,27 @@ mod from_vars_tests {
         assert_eq!(c.coordinator_endpoint, "http://coordinator:50051");
         assert!(c.bootstrap_api_key.is_some() && c.trust_forwarded_for);
         assert_eq!(c.http_addr.port(), DEFAULT_HTTP_PORT);
+        assert_eq!(c.bus_queue, "mpc.account", "the default queue");
         let dbg = format!("{c:?}");
         assert!(!dbg.contains(&seed) && !dbg.contains("a-long-enough-bootstrap-key"));
+    }
+
+    #[test]
+    fn the_bus_queue_is_configurable_but_not_empty() {
+        let seed = base64::engine::general_purpose::STANDARD.encode([4u8; 32]);
+        let with_queue = |queue: &str| {
+            AccountConfig::from_vars(vars(&[
+                ("MPC_ACCESS_TOKEN_SEED", &seed),
+                ("DATABASE_URL", "sqlite://a.db"),
+                ("MPC_ACCOUNT_BUS_QUEUE", queue),
+            ]))
+        };
+        assert_eq!(
+            with_queue("mpc.account.blue").unwrap().bus_queue,
+            "mpc.account.blue"
+        );
+        let err = with_queue("  ").unwrap_err().to_string();
+        assert!(err.contains("bus_queue"), "{err}");
     }
 
     #[test]

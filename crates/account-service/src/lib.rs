@@ -114,6 +114,7 @@ pub async fn serve(
     let consumer = tokio::spawn(outcomes::run_consumer(
         service.clone(),
         resources.bus.clone(),
+        config.bus_queue.clone(),
         stop.clone(),
     ));
     let reconciler = tokio::spawn(outcomes::run_reconciler(

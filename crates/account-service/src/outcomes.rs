@@ -1,5 +1,5 @@
 //! How session outcomes reach accounts: from the bus (`session.completed/failed/expired` on the
-//! durable queue `mpc.account`), and, in case an event was missed, from the coordinator itself
+//! durable queue `mpc.account` unless configured otherwise), and, in case an event was missed, from the coordinator itself
 //! (`GetSession`) when a client reads a session or account and in a periodic reconciliation.
 //!
 //! All paths end in [`AccountService::observe`], which applies an outcome with the store's
@@ -24,7 +24,7 @@ use mpc_store::account::{
 use crate::service::AccountService;
 use crate::validate;
 
-/// The Account Service's durable queue.
+/// The Account Service's durable queue by default (`AccountConfig::bus_queue`).
 pub const QUEUE: &str = "mpc.account";
 const PATTERNS: [&str; 3] = ["session.completed", "session.failed", "session.expired"];
 const RECENT_EVENTS: usize = 4096;
@@ -294,12 +294,17 @@ impl AccountService {
     }
 }
 
-/// Consumes session outcomes from the bus until `stop`; (re)subscribes with backoff when the
-/// broker is unavailable.
-pub async fn run_consumer(service: Arc<AccountService>, bus: Arc<dyn EventBus>, stop: Shutdown) {
+/// Consumes session outcomes from the durable queue `queue` until `stop`; (re)subscribes with
+/// backoff when the broker is unavailable.
+pub async fn run_consumer(
+    service: Arc<AccountService>,
+    bus: Arc<dyn EventBus>,
+    queue: String,
+    stop: Shutdown,
+) {
     let mut backoff = Duration::from_millis(100);
     while !stop.is_cancelled() {
-        let mut subscription = match bus.subscribe(QUEUE, &PATTERNS).await {
+        let mut subscription = match bus.subscribe(&queue, &PATTERNS).await {
             Ok(s) => {
                 backoff = Duration::from_millis(100);
                 s
