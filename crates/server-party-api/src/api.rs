@@ -39,13 +39,17 @@ pub struct RefreshWithUserShareRequest {
     pub user_public_key: Option<String>,
 }
 
-/// `POST /api/v1/recovery/new-user-share`: the device is the recovery's target (the new holder
-/// of the lost index).
+/// `POST /api/v1/recovery/new-user-share`. Without `share_data` the device is the recovery's
+/// target (the new holder of its lost index); with it, the device takes part as a holder (a lost
+/// *server* share is being rebuilt). Either way every participant's share is renewed, and the
+/// answer is the device's new share.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RecoveryNewUserShareRequest {
     pub session_id: String,
     pub party_id: String,
     pub join_token: String,
+    #[serde(default)]
+    pub share_data: Option<String>,
     #[serde(default)]
     pub user_public_key: Option<String>,
 }
@@ -128,6 +132,7 @@ impl fmt::Debug for RecoveryNewUserShareRequest {
             .field("session_id", &self.session_id)
             .field("party_id", &self.party_id)
             .field("join_token", &REDACTED)
+            .field("share_data", &self.share_data.as_ref().map(|_| REDACTED))
             .field("user_public_key", &self.user_public_key)
             .finish()
     }

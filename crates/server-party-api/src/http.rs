@@ -195,7 +195,14 @@ async fn recovery_new_user_share(
     let ids = (req.session_id.clone(), req.party_id.clone());
     let target = target(&req.session_id, &req.party_id, req.join_token)?;
     let answer = api
-        .handle(&caller, target, Work::Recovery { device })
+        .handle(
+            &caller,
+            target,
+            Work::Recovery {
+                share_data: req.share_data,
+                device,
+            },
+        )
         .await?;
     share_response(ids, answer).map(ApiJson)
 }

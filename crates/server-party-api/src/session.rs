@@ -72,7 +72,9 @@ pub(crate) enum Request {
         share_data: String,
         device: Option<DevicePublicKey>,
     },
+    /// `share_data: None`: the device is the target; `Some`: it holds a share and helps.
     Recovery {
+        share_data: Option<String>,
         device: Option<DevicePublicKey>,
     },
 }
@@ -217,19 +219,29 @@ impl Api {
                 },
                 device,
             ),
-            Request::Recovery { device } => {
+            Request::Recovery { share_data, device } => {
                 let target = info
                     .recovery
                     .as_ref()
                     .map(|r| r.target_party_id.as_str())
                     .unwrap_or_default();
-                if target != claims.pid.as_str() {
-                    return Err(ApiError::invalid_argument(format!(
-                        "party {} is not this recovery's target ({target}): only the target gets a new share here",
-                        claims.pid
-                    )));
-                }
-                (PartyWork::Recovery { share: None }, device)
+                let share = match (share_data, target == claims.pid.as_str()) {
+                    (None, true) => None,
+                    (Some(share_data), false) => Some(open(&share_data)?),
+                    (Some(_), true) => {
+                        return Err(ApiError::invalid_argument(format!(
+                            "party {} is this recovery's target: it brings no share_data",
+                            claims.pid
+                        )));
+                    }
+                    (None, false) => {
+                        return Err(ApiError::invalid_argument(format!(
+                            "party {} is not this recovery's target ({target}): send its share_data to take part as a holder",
+                            claims.pid
+                        )));
+                    }
+                };
+                (PartyWork::Recovery { share }, device)
             }
         };
         Ok(Prepared {

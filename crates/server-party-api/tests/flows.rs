@@ -5,7 +5,8 @@
 //!   and opened with the independent HPKE implementation; sign device + server party 1 and
 //!   server parties 1 + 2; refresh keeps the key and gives the device a new share; recovery of
 //!   the lost device share gives a new share for the same address; the old device shares no
-//!   longer sign — on SQLite and on PostgreSQL;
+//!   longer sign — on SQLite and on PostgreSQL; on SQLite also the rebuild of a lost *server*
+//!   share with the device's help (the device's share is renewed too);
 //! - 3-of-5 and 4-of-7 keygen and sign with one device.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,8 +38,8 @@ async fn stale_share_does_not_sign(
     );
 }
 
-async fn device_lifecycle(backend: Backend) {
-    let Some(cluster) = cluster(backend, 2).await else {
+async fn device_lifecycle(backend: Backend, rebuild_a_server_share: bool) {
+    let Some(mut cluster) = cluster(backend, 2).await else {
         return;
     };
     // The device's P-256 key: the share comes back sealed to it.
@@ -94,6 +95,7 @@ async fn device_lifecycle(backend: Backend) {
     // The servers still sign together.
     sign_servers_ok(&cluster, &key, &[0, 1]).await;
 
+    // (Before the rebuild: the API restarts with it, and its counters with it.)
     let metrics = http::get(cluster.party_api().http, "/metrics")
         .await
         .unwrap()
@@ -106,17 +108,56 @@ async fn device_lifecycle(backend: Backend) {
         );
         assert_eq!(completed, Some(1.0), "{ty}: {metrics}");
     }
+
+    if rebuild_a_server_share {
+        // Server party 2 loses its database; the device (through the API) and server party 1
+        // rebuild its share. Every participant's share is renewed, the device's too.
+        cluster.replace_party_database(1).await;
+        let created = cluster
+            .create_session(mpc_testkit::recovery_request(
+                participants(&cluster, true, &[0, 1]),
+                key.threshold,
+                &key_id,
+                &key.public_key,
+                &cluster.party_id(1),
+                &[device(), cluster.party_id(0)],
+            ))
+            .await;
+        let (_, message) = error(
+            &cluster
+                .party_api()
+                .post(RECOVERY, &request(&created, json!({})))
+                .await,
+            400,
+        );
+        assert!(message.contains("not this recovery's target"), "{message}");
+        let r = cluster
+            .party_api()
+            .post(
+                RECOVERY,
+                &request(&created, json!({ "share_data": recovered })),
+            )
+            .await;
+        assert_ok(&r);
+        assert_eq!(r.body["public_key"], hex::encode(&key.public_key));
+        let renewed = r.body["share_data"].as_str().unwrap().to_owned();
+        wait_active(&cluster, &[0, 1], &key_id, &created.session_id).await;
+        sign_ok(&cluster, &key, &renewed, &[1]).await;
+        sign_servers_ok(&cluster, &key, &[0, 1]).await;
+        stale_share_does_not_sign(&cluster, &key, &recovered, 1).await;
+    }
+
     cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn device_keygen_sign_refresh_recover_sqlite() {
-    device_lifecycle(Backend::Sqlite).await;
+async fn device_keygen_sign_refresh_recover_and_rebuild_a_server_share_sqlite() {
+    device_lifecycle(Backend::Sqlite, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_keygen_sign_refresh_recover_postgres() {
-    device_lifecycle(Backend::Postgres).await;
+    device_lifecycle(Backend::Postgres, false).await;
 }
 
 /// 3-of-5: the device and four server parties; the device signs with two of them, and three
