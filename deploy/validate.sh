@@ -9,7 +9,10 @@
 #   5. kubernetes-validate --strict on the Kubernetes manifests, for the pinned versions;
 #   6. postgres-init/ on a scratch PostgreSQL cluster: the roles log in to their own database
 #      and are refused another's (needs the PostgreSQL server binaries; under CI they must be
-#      there).
+#      there);
+#   7. only with MPC_SMOKE_BIN=path/to/mpc: smoke-local.py runs the compose services' resolved
+#      environments as local processes on that cluster and local RabbitMQ, bootstraps the pins
+#      and signs (a manual check: CI has no binary at this point).
 # Installs what it needs when missing: Debian's docker-compose and shellcheck (apt-get), and
 # pinned yamllint and kubernetes-validate in a venv (MPC_DEPLOY_VENV, default
 # ~/.cache/mpc-deploy/venv). Idempotent; run from anywhere: `bash deploy/validate.sh`.
@@ -18,6 +21,7 @@ set -euo pipefail
 deploy=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$deploy")
 venv=${MPC_DEPLOY_VENV:-$HOME/.cache/mpc-deploy/venv}
+smoke_bin=${MPC_SMOKE_BIN:-}
 python_requirements=(kubernetes-validate==1.37.0 yamllint==1.38.0)
 # Oldest Kubernetes the manifests support and a recent one; both ship with kubernetes-validate.
 kubernetes_versions=(1.30.0 1.35.0)
@@ -33,7 +37,7 @@ cleanup() {
     if [[ -n ${pg_data:-} && -f $pg_data/postmaster.pid ]]; then
         as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
     fi
-    rm -rf "$work"
+    rm -rf "$work" "${pg_dir:-}"
 }
 trap cleanup EXIT
 
@@ -85,7 +89,8 @@ log "yamllint"
 
 log "docker-compose config"
 compose() { docker-compose -f "$deploy/docker-compose.yml" --env-file "$1" config; }
-# Variables in the caller's environment would override the env files: check the files alone.
+# Variables in the caller's environment would override the env files: check the files alone
+# (this also holds for smoke-local.py below).
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^MPC_' || true)
 compose "$deploy/.env.example" >"$work/compose.example.yml"
 "$deploy/gen-env.sh" "$work/generated.env"
@@ -134,14 +139,14 @@ if [[ ! -x $pg_bin/initdb ]]; then
 fi
 if [[ -z $pg_bin || ! -x $pg_bin/initdb ]]; then
     [[ -n ${CI:-} ]] && fail "PostgreSQL server binaries (initdb) not found"
+    [[ -n $smoke_bin ]] && fail "MPC_SMOKE_BIN needs the PostgreSQL server binaries"
     echo "skipped: no PostgreSQL server binaries here (CI requires them)"
 else
-    # initdb refuses to run as root.
+    # initdb refuses to run as root; the cluster lives apart from $work, which holds secrets.
     as_postgres() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
-    pg_dir="$work/pg"
+    pg_dir=$(mktemp -d)
     pg_data="$pg_dir/data"
-    mkdir -p "$pg_dir"
-    ((EUID == 0)) && chown postgres "$pg_dir" && chmod 755 "$work"
+    if ((EUID == 0)); then chown postgres "$pg_dir"; fi
     as_postgres "$pg_bin/initdb" -D "$pg_data" -U postgres --auth-local=trust \
         --auth-host=scram-sha-256 >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log" >&2; fail "initdb"; }
     # A free port: bind 0 and read back what the kernel chose.
@@ -149,10 +154,15 @@ else
     as_postgres "$pg_bin/pg_ctl" -D "$pg_data" -w -l "$pg_dir/log" \
         -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null \
         || { cat "$pg_dir/log" >&2; fail "cannot start the scratch cluster"; }
+    # The passwords of the generated env file, passed as the compose file passes them.
+    env_value() { sed -n "s/^$1=//p" "$work/generated.env"; }
     declare -A password=(
-        [account]=$(openssl rand -hex 12) [coordinator]=$(openssl rand -hex 12)
-        [router]=$(openssl rand -hex 12) [party_1]=$(openssl rand -hex 12)
-        [party_2]=$(openssl rand -hex 12) [party_3]=$(openssl rand -hex 12)
+        [account]=$(env_value MPC_ACCOUNT_DB_PASSWORD)
+        [coordinator]=$(env_value MPC_COORDINATOR_DB_PASSWORD)
+        [router]=$(env_value MPC_ROUTER_DB_PASSWORD)
+        [party_1]=$(env_value MPC_PARTY_1_DB_PASSWORD)
+        [party_2]=$(env_value MPC_PARTY_2_DB_PASSWORD)
+        [party_3]=$(env_value MPC_PARTY_3_DB_PASSWORD)
     )
     as_postgres env PGHOST="$pg_dir" PGPORT="$pg_port" POSTGRES_USER=postgres \
         MPC_ACCOUNT_DB_PASSWORD="${password[account]}" \
@@ -181,6 +191,17 @@ else
         fail "mpc_party_1 logged in with a wrong password"
     fi
     echo "ok: six roles, each in its own database only"
+
+    # Optional, not in CI (it needs a built binary): the compose environments run as processes.
+    if [[ -n $smoke_bin ]]; then
+        log "smoke-local.py with $smoke_bin"
+        if ! "$venv/bin/python" "$deploy/smoke-local.py" --mpc "$smoke_bin" \
+            --compose-file "$deploy/docker-compose.yml" --env "$work/generated.env" \
+            --postgres-port "$pg_port" --http-get "$deploy/mpc-http-get" --logs "$work/smoke"; then
+            tail -n 20 "$work"/smoke/*.log >&2 || true
+            fail "smoke-local.py failed"
+        fi
+    fi
 fi
 
 log "deploy: all checks passed"
