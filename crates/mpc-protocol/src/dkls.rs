@@ -63,6 +63,14 @@ pub(crate) fn check_sender(
 pub(crate) fn abort_error(abort: Abort) -> ProtocolError {
     use AbortReason as R;
     let description = abort.reason.to_string();
+    // Signers whose shares come from different epochs (one of them holds a share from before a
+    // refresh or recovery), or messages of another signing session, look like this. It proves
+    // nothing about who is at fault and harms nothing, so name no culprit.
+    if let R::SessionBindingMismatch { .. } = &abort.reason {
+        return ProtocolError::Aborted(format!(
+            "{description}: the signers' shares are from different key epochs (one of them is outdated, e.g. from before a refresh or recovery) or the session differs"
+        ));
+    }
     let culprit = match (&abort.kind, &abort.reason) {
         (AbortKind::BanCounterparty(p), _) => Some(*p),
         (
@@ -70,7 +78,6 @@ pub(crate) fn abort_error(abort: Abort) -> ProtocolError {
             R::UnexpectedSender { sender: p }
             | R::DuplicateSender { sender: p }
             | R::MissingMessageFromParty { party: p }
-            | R::SessionBindingMismatch { counterparty: p }
             | R::ProofVerificationFailed { counterparty: p }
             | R::CommitmentMismatch { counterparty: p }
             | R::TrivialInstancePoint { counterparty: p }
