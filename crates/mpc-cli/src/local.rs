@@ -191,3 +191,54 @@ pub fn verify(public_key: &[u8; 65], hash: &MessageHash, sig: &Signature) -> Res
     }
     Ok(())
 }
+
+/// Wall-clock time of a `t`-of-`n` keygen with every party on its own thread of this process,
+/// exchanging messages over in-memory channels: the engine's latency on this machine's cores,
+/// with no network, database or services. The baseline for the service benchmark.
+pub fn keygen_parallel_wall(t: u16, n: u16) -> Result<Duration> {
+    use std::sync::mpsc;
+    let params = Parameters::new(t, n)?;
+    let indices: Vec<PartyIndex> = params.indices().collect();
+    let mut times = PhaseTimes::default();
+    let sessions = setup(&indices, &mut times, |_, c| {
+        Ok(mpc_protocol::keygen(params, c)?)
+    })?;
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        indices.iter().map(|_| mpsc::channel::<Message>()).unzip();
+    let started = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = sessions
+            .into_iter()
+            .zip(receivers)
+            .map(|(mut session, inbox)| {
+                let senders = senders.clone();
+                scope.spawn(move || -> Result<()> {
+                    let send = |out: Vec<Message>| -> Result<()> {
+                        for m in out {
+                            senders[m.to.get() as usize]
+                                .send(m)
+                                .map_err(|_| anyhow!("a party stopped early"))?;
+                        }
+                        Ok(())
+                    };
+                    send(session.start()?)?;
+                    while !session.is_finished() {
+                        let m = inbox
+                            .recv_timeout(Duration::from_secs(120))
+                            .context("no message for 120 s")?;
+                        send(session.handle(m)?)?;
+                    }
+                    session
+                        .take_output()
+                        .map(|_| ())
+                        .ok_or_else(|| anyhow!("finished without output"))
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow!("a party thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(started.elapsed())
+}

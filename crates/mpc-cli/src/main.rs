@@ -1,6 +1,7 @@
 //! `mpc`: the one binary of MPC-System.
 #![forbid(unsafe_code)]
 
+mod client;
 mod commands;
 mod local;
 mod raw;

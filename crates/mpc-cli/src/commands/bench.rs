@@ -18,9 +18,27 @@ use crate::{local, raw};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Measure the engine in this process (the only mode until the services exist).
+    /// Measure the engine in this process against the bare library, instead of a running system.
     #[arg(long)]
     pub in_process: bool,
+    /// Concurrent clients for the throughput test (services only; 0 skips it).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds of the throughput test (services only).
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// The Account Service (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:4000).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The Server Party API (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:8083).
+    #[arg(long)]
+    pub party_api_url: Option<String>,
+    /// The API key (default: `MPC_API_KEY`, else the one `mpc up` generated in `<data-dir>`).
+    #[arg(long, env = "MPC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The data directory of a local `mpc up`.
+    #[arg(long, default_value = "./mpc-data", env = "MPC_DATA_DIR")]
+    pub data_dir: std::path::PathBuf,
     /// Threshold configurations as t-n, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "2-3,3-5,4-7")]
     pub configs: Vec<String>,
@@ -97,11 +115,6 @@ fn overhead(raw: f64, engine: f64) -> String {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if !args.in_process {
-        bail!(
-            "only `mpc bench --in-process` exists so far: the service benchmark needs a running system"
-        );
-    }
     if args.keygen_runs == 0 || args.sign_runs == 0 {
         bail!("--keygen-runs and --sign-runs must be at least 1");
     }
@@ -110,6 +123,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .iter()
         .map(|c| parse_config(c))
         .collect::<Result<Vec<_>>>()?;
+    if !args.in_process {
+        let target = crate::client::resolve_target(
+            args.url,
+            args.party_api_url,
+            args.api_key,
+            &args.data_dir,
+        )?;
+        let bench = super::bench_http::ServiceBench {
+            configs,
+            keygen_runs: args.keygen_runs,
+            sign_runs: args.sign_runs,
+            concurrency: args.concurrency,
+            duration: Duration::from_secs(args.duration),
+            json: args.json,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(super::bench_http::run(target, bench));
+    }
     let mut results = Vec::new();
     for (t, n) in configs {
         eprintln!(

@@ -56,42 +56,6 @@ pub struct DemoArgs {
     pub data_dir: std::path::PathBuf,
 }
 
-/// The running system's address and key, from the flags or a local `mpc up`'s data directory.
-fn target(args: &DemoArgs) -> Result<super::demo_remote::Target> {
-    let endpoints: Option<serde_json::Value> = std::fs::read(args.data_dir.join("endpoints.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let from_file = |k: &str| {
-        endpoints
-            .as_ref()
-            .and_then(|e| e[k].as_str())
-            .map(str::to_owned)
-    };
-    let url = args
-        .url
-        .clone()
-        .or_else(|| from_file("account"))
-        .unwrap_or_else(|| "http://127.0.0.1:4000".into());
-    let party_api_url = args
-        .party_api_url
-        .clone()
-        .or_else(|| from_file("party_api"))
-        .unwrap_or_else(|| "http://127.0.0.1:8083".into());
-    let api_key = match &args.api_key {
-        Some(k) => k.clone(),
-        None => crate::secrets::stored_api_key(&args.data_dir)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no API key: pass --api-key or set MPC_API_KEY (the key `mpc up` printed), or run from the directory of `mpc up`"
-            )
-        })?,
-    };
-    Ok(super::demo_remote::Target {
-        url: url.trim_end_matches('/').into(),
-        party_api_url: party_api_url.trim_end_matches('/').into(),
-        api_key,
-    })
-}
-
 #[derive(Serialize)]
 struct DemoOutput {
     threshold: u16,
@@ -134,7 +98,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "--signers applies to --in-process; against a running system the device and the first server parties sign"
             );
         }
-        let target = target(&args)?;
+        let target = crate::client::resolve_target(
+            args.url.clone(),
+            args.party_api_url.clone(),
+            args.api_key.clone(),
+            &args.data_dir,
+        )?;
         let demo = super::demo_remote::RemoteDemo {
             threshold: t,
             parties: n,

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,13 @@ pub struct UpArgs {
     /// Default session lifetime in seconds (the guide's 10 minutes).
     #[arg(long, default_value_t = 600)]
     pub session_lifetime: u64,
+    /// Use this PostgreSQL database instead of SQLite files: one schema per service and per party
+    /// (`mpc_coordinator`, `mpc_party_server_party_1`, …).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Use this RabbitMQ broker instead of the in-process event bus.
+    #[arg(long)]
+    pub amqp_url: Option<String>,
 }
 
 /// Where the running services listen; written to `<data-dir>/endpoints.json`.
@@ -118,11 +125,23 @@ impl Listeners {
     }
 }
 
-async fn sqlite(dir: &Path, name: &str) -> Result<Db> {
-    let path = dir.join(format!("{name}.db"));
-    Db::connect(&DbConfig::new(format!("sqlite://{}", path.display())))
-        .await
-        .with_context(|| format!("opening {}", path.display()))
+/// The database of one service or party: `<dir>/<name>.db`, or the schema `mpc_<name>` of the
+/// PostgreSQL database when `--database-url` is given.
+async fn database(args: &UpArgs, name: &str) -> Result<Db> {
+    match &args.database_url {
+        Some(url) => {
+            let schema = format!("mpc_{}", name.replace('-', "_"));
+            Db::connect(&DbConfig::new(url.clone()).with_schema(schema.clone()))
+                .await
+                .with_context(|| format!("opening schema {schema}"))
+        }
+        None => {
+            let path = args.data_dir.join(format!("{name}.db"));
+            Db::connect(&DbConfig::new(format!("sqlite://{}", path.display())))
+                .await
+                .with_context(|| format!("opening {}", path.display()))
+        }
+    }
 }
 
 pub fn run(args: UpArgs) -> Result<()> {
@@ -155,7 +174,16 @@ async fn up(args: UpArgs) -> Result<()> {
         serde_json::to_vec_pretty(&endpoints)?,
     )?;
 
-    let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::new());
+    let bus: Arc<dyn EventBus> = match &args.amqp_url {
+        Some(url) => Arc::new(
+            mpc_bus::rabbitmq::RabbitBus::connect(mpc_bus::rabbitmq::RabbitConfig::new(
+                url.clone(),
+            ))
+            .await
+            .context("connecting RabbitMQ")?,
+        ),
+        None => Arc::new(MemoryBus::new()),
+    };
     let shutdown = shutdown_on_signal();
     let mut tasks: JoinSet<(String, Result<()>)> = JoinSet::new();
     let join_token_public = secrets.join_token_signer()?.public_key();
@@ -165,7 +193,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let mut party_dbs = Vec::new();
     let mut trust = TrustPolicy::new().delegate(party_api_identity.public_key());
     for (id, key) in party_ids.iter().zip(secrets.party_master_keys(&party_ids)?) {
-        let db = sqlite(&args.data_dir, &format!("party-{id}")).await?;
+        let db = database(&args, &format!("party-{id}")).await?;
         let identity = server_party::provision_identity(&db, id, &key)
             .await
             .with_context(|| {
@@ -186,7 +214,7 @@ async fn up(args: UpArgs) -> Result<()> {
         .max_session_lifetime
         .max(coordinator.default_session_lifetime);
     let resources = session_coordinator::CoordinatorResources {
-        db: sqlite(&args.data_dir, "coordinator").await?,
+        db: database(&args, "coordinator").await?,
         bus: bus.clone(),
     };
     let l = session_coordinator::CoordinatorListeners {
@@ -207,7 +235,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let router =
         message_router::RouterConfig::new(message_router::JoinTokenPublicKey(join_token_public));
     let resources = message_router::RouterResources {
-        db: sqlite(&args.data_dir, "router").await?,
+        db: database(&args, "router").await?,
         bus: bus.clone(),
     };
     let l = message_router::RouterListeners {
@@ -280,7 +308,7 @@ async fn up(args: UpArgs) -> Result<()> {
     account.bootstrap_api_key = Some(SecretString::from(api_key.clone()));
     account.session_lifetime_seconds = u32::try_from(args.session_lifetime).unwrap_or(u32::MAX);
     let resources = account_service::AccountResources {
-        db: sqlite(&args.data_dir, "account").await?,
+        db: database(&args, "account").await?,
         bus: bus.clone(),
     };
     let l = account_service::AccountListeners {
