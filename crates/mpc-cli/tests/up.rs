@@ -24,7 +24,9 @@ impl Up {
             .arg(dir)
             .env_remove("MPC_API_KEY")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.with_extension("log")).unwrap(),
+            ))
             .spawn()
             .unwrap();
         // endpoints.json appears once every listener is bound; then wait for readiness.
@@ -227,4 +229,12 @@ async fn up_serves_the_wallet_flow_and_keeps_state_across_restarts() {
     .await;
     check_signature(&public_key, &hash, &sig);
     up.stop();
+
+    // The second start's log (a file, not a terminal): no colour codes, no share data, and the
+    // API key is not printed again.
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(log.contains("MPC-System is up"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a log file");
+    assert!(!log.contains(&share_data), "the device share in the logs");
+    assert!(!log.contains(key.as_str()), "the API key printed again");
 }

@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global `tracing` subscriber.
 ///
 /// - `MPC_LOG_FORMAT=json` writes one JSON object per line (for log shippers); anything else,
-///   or unset, writes human-readable text.
+///   or unset, writes human-readable text, coloured only when stderr is a terminal.
 /// - The filter comes from `MPC_LOG`, else `RUST_LOG`, else `info` (`RUST_LOG` syntax, e.g.
 ///   `info,session_coordinator=debug`). An invalid filter falls back to `info` with a notice on
 ///   stderr rather than failing start-up.
@@ -17,8 +17,11 @@ pub fn init_tracing() {
     let json = std::env::var("MPC_LOG_FORMAT")
         .map(|f| f.eq_ignore_ascii_case("json"))
         .unwrap_or(false);
+    // Colour only on a terminal: escape codes make log files and collectors unreadable.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let installed = if json {
         builder.json().with_current_span(true).try_init().is_ok()
