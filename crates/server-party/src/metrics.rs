@@ -1,5 +1,6 @@
 //! The server party's metrics: sessions by type and outcome, sessions running and waiting for a
-//! slot (with the peak of running ones), protocol durations by type.
+//! slot (with the peak of running ones), protocol durations by type; and the guide's metrics
+//! (§6.3) as this party sees them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -11,6 +12,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+
+const DURATION_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SessionLabels {
@@ -51,6 +56,12 @@ pub struct PartyMetrics {
     peak: Gauge,
     peak_value: Arc<AtomicI64>,
     duration: Family<TypeLabels, Histogram>,
+    // The guide's names (§6.3), as this party sees its sessions.
+    keygen: Histogram,
+    sign: Histogram,
+    guide_sessions: Family<SessionLabels, Counter>,
+    success_rate: Gauge<f64, std::sync::atomic::AtomicU64>,
+    counts: Arc<(AtomicI64, AtomicI64)>,
 }
 
 impl PartyMetrics {
@@ -61,12 +72,39 @@ impl PartyMetrics {
             waiting: Gauge::default(),
             peak: Gauge::default(),
             peak_value: Arc::default(),
-            duration: Family::new_with_constructor(|| {
-                Histogram::new([
-                    0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-                ])
-            }),
+            duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
+            keygen: Histogram::new(DURATION_BUCKETS),
+            sign: Histogram::new(DURATION_BUCKETS),
+            guide_sessions: Family::default(),
+            success_rate: Gauge::default(),
+            counts: Arc::default(),
         };
+        metrics.register(
+            "mpc_keygen_duration_seconds",
+            "Keygen sessions of this party: from joining to reporting the key",
+            this.keygen.clone(),
+        );
+        metrics.register(
+            "mpc_sign_duration_seconds",
+            "Sign sessions of this party: from joining to reporting the signature",
+            this.sign.clone(),
+        );
+        metrics.register(
+            "mpc_sessions",
+            "Sessions of this party by type and outcome (completed | failed)",
+            this.guide_sessions.clone(),
+        );
+        metrics.register(
+            "mpc_session_success_rate",
+            "Share of this party's finished sessions that it completed (1 before any ended)",
+            this.success_rate.clone(),
+        );
+        this.success_rate.set(1.0);
+        metrics.register(
+            "mpc_active_sessions",
+            "Sessions this party is running now",
+            this.active.clone(),
+        );
         metrics.register(
             "mpc_party_sessions",
             "Sessions this party took part in, by type and local outcome",
@@ -108,7 +146,34 @@ impl PartyMetrics {
                     r#type: ty.as_str(),
                 })
                 .observe(seconds);
+            if outcome == LocalOutcome::Reported {
+                match ty {
+                    SessionType::Keygen => self.keygen.observe(seconds),
+                    SessionType::Sign => self.sign.observe(seconds),
+                    SessionType::Refresh | SessionType::Recovery => {}
+                }
+            }
         }
+        let (done, failed) = &*self.counts;
+        let guide_outcome = match outcome {
+            LocalOutcome::Reported => {
+                done.fetch_add(1, Ordering::SeqCst);
+                "completed"
+            }
+            LocalOutcome::Failed => {
+                failed.fetch_add(1, Ordering::SeqCst);
+                "failed"
+            }
+            LocalOutcome::Skipped => return,
+        };
+        self.guide_sessions
+            .get_or_create(&SessionLabels {
+                r#type: ty.as_str(),
+                outcome: guide_outcome,
+            })
+            .inc();
+        let (d, f) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+        self.success_rate.set(d as f64 / (d + f).max(1) as f64);
     }
 
     /// Counts a session waiting for a slot until the guard is dropped.
@@ -131,5 +196,43 @@ pub struct GaugeGuard(Gauge);
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guide_metrics_follow_outcomes() {
+        let metrics = Metrics::new("server-party");
+        let m = PartyMetrics::register(&metrics);
+        m.ended(SessionType::Keygen, LocalOutcome::Reported, Some(1.5));
+        m.ended(SessionType::Sign, LocalOutcome::Reported, Some(0.02));
+        m.ended(SessionType::Sign, LocalOutcome::Failed, Some(3.0));
+        m.ended(SessionType::Sign, LocalOutcome::Skipped, None);
+        let text = metrics.encode();
+        assert!(
+            text.contains("mpc_keygen_duration_seconds_count{service=\"server-party\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mpc_sign_duration_seconds_count{service=\"server-party\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("outcome=\"failed\"") && text.contains("mpc_sessions_total"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mpc_session_success_rate{service=\"server-party\"} 0.66"),
+            "{text}"
+        );
+        let _running = m.running();
+        assert!(
+            metrics
+                .encode()
+                .contains("mpc_active_sessions{service=\"server-party\"} 1")
+        );
     }
 }
