@@ -22,7 +22,8 @@ use secrecy::SecretString;
 use server_party::{PartyConfig, PartyListeners, PartyResources, PartyServiceError};
 use tokio::task::JoinHandle;
 
-use crate::party_api::{PartyApiHandle, PartyApiKeys};
+use crate::account::{AccountHandle, AccountSetup, AccountTweak};
+use crate::party_api::{PartyApiHandle, PartyApiKeys, random32};
 use crate::services::{Service, bind, start_coordinator, start_router};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,8 @@ pub struct ClusterBuilder {
     allow_unpinned: bool,
     shared_master_key: bool,
     party_api: bool,
+    account_service: bool,
+    account_tweak: Option<AccountTweak>,
 }
 
 impl Default for ClusterBuilder {
@@ -63,6 +66,8 @@ impl Default for ClusterBuilder {
             allow_unpinned: false,
             shared_master_key: false,
             party_api: false,
+            account_service: false,
+            account_tweak: None,
         }
     }
 }
@@ -130,6 +135,25 @@ impl ClusterBuilder {
     /// a delegate and pinning them.
     pub fn party_api(mut self, on: bool) -> Self {
         self.party_api = on;
+        self
+    }
+
+    /// Also runs the Account Service (`Cluster::account_service`) on its own database, with a
+    /// generated admin API key; with the Server Party API, its access tokens are the ones the
+    /// API trusts.
+    pub fn account_service(mut self, on: bool) -> Self {
+        self.account_service = on;
+        self
+    }
+
+    /// Runs the Account Service with its configuration changed by `tweak` (e.g. a short
+    /// `session_lifetime_seconds`).
+    pub fn account_config(
+        mut self,
+        tweak: impl Fn(&mut account_service::AccountConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.account_service = true;
+        self.account_tweak = Some(Box::new(tweak));
         self
     }
 
@@ -209,6 +233,17 @@ impl ClusterBuilder {
             });
         }
         let party_api_keys = self.party_api.then(PartyApiKeys::generate);
+        let account_setup = match self.account_service {
+            false => None,
+            true => Some(AccountSetup {
+                db: fresh_db(self.backend).await?,
+                access_seed: party_api_keys
+                    .as_ref()
+                    .map_or_else(random32, |k| k.access_seed),
+                queue: private_queues.then(|| format!("mpc.account.{suffix}")),
+                tweak: self.account_tweak,
+            }),
+        };
         let mut delegates = self.delegates;
         delegates.extend(party_api_keys.as_ref().map(PartyApiKeys::identity));
         let mut cluster = Cluster {
@@ -225,6 +260,7 @@ impl ClusterBuilder {
             allow_unpinned: self.allow_unpinned,
             shutdown,
             party_api: None,
+            account_service: None,
             _dbs: vec![coordinator_db, router_db],
         };
         for i in 0..cluster.parties.len() {
@@ -237,6 +273,10 @@ impl ClusterBuilder {
             let stop = cluster.shutdown.child_token();
             cluster.party_api =
                 Some(crate::party_api::start(keys, &cluster, cluster.driver, stop).await);
+        }
+        if let Some(setup) = account_setup {
+            let stop = cluster.shutdown.child_token();
+            cluster.account_service = Some(crate::account::start(setup, &cluster, stop).await);
         }
         Some(cluster)
     }
@@ -294,6 +334,7 @@ pub struct Cluster {
     allow_unpinned: bool,
     pub(crate) shutdown: Shutdown,
     pub(crate) party_api: Option<PartyApiHandle>,
+    pub(crate) account_service: Option<AccountHandle>,
     _dbs: Vec<TestDb>,
 }
 
@@ -565,9 +606,10 @@ impl Cluster {
         self.restart_party_api().await;
     }
 
-    /// Stops everything: the Server Party API and the parties (gracefully), then the router and
-    /// the coordinator.
+    /// Stops everything: the Account Service, the Server Party API and the parties
+    /// (gracefully), then the router and the coordinator.
     pub async fn shutdown(mut self) {
+        self.stop_account_service().await;
         self.stop_party_api().await;
         for i in 0..self.parties.len() {
             self.stop_party(i).await;

@@ -1,4 +1,4 @@
-//! A small HTTP/1 client for tests: status and body (JSON when it parses).
+//! A small HTTP/1 client for tests: status, headers and body (JSON when it parses).
 
 use std::net::SocketAddr;
 
@@ -11,6 +11,7 @@ use hyper_util::rt::TokioExecutor;
 #[derive(Clone, Debug)]
 pub struct HttpResponse {
     pub status: u16,
+    pub headers: http::HeaderMap,
     /// The body as JSON, or as a JSON string when it is not JSON (e.g. `/metrics`).
     pub body: serde_json::Value,
 }
@@ -23,18 +24,48 @@ impl HttpResponse {
             other => other.to_string(),
         }
     }
+
+    /// A response header, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `error.code` of an `{"error": {"code", "message"}}` body ("" otherwise).
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// `error.message` of an `{"error": {"code", "message"}}` body ("" otherwise).
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
 }
 
-/// `GET http://{addr}{path}`.
-pub async fn get(addr: SocketAddr, path: &str) -> Result<HttpResponse, String> {
+/// `method http://{addr}{path}` with extra headers and an optional body (sent as
+/// `application/json`, whatever the bytes are).
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<HttpResponse, String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = http::Request::builder()
-        .method("GET")
-        .uri(format!("http://{addr}{path}"))
-        .body(Full::new(Bytes::new()))
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| e.to_string())?;
     let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response
         .into_body()
         .collect()
@@ -43,7 +74,25 @@ pub async fn get(addr: SocketAddr, path: &str) -> Result<HttpResponse, String> {
         .to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    Ok(HttpResponse { status, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `GET http://{addr}{path}`.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<HttpResponse, String> {
+    request(addr, "GET", path, &[], None).await
+}
+
+/// `GET http://{addr}{path}` with extra headers.
+pub async fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpResponse, String> {
+    request(addr, "GET", path, headers, None).await
 }
 
 /// `POST http://{addr}{path}` with a JSON body and extra headers.
@@ -53,28 +102,14 @@ pub async fn post_json(
     headers: &[(&str, &str)],
     body: &serde_json::Value,
 ) -> Result<HttpResponse, String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-    Ok(HttpResponse { status, body })
+    request(
+        addr,
+        "POST",
+        path,
+        headers,
+        Some(body.to_string().into_bytes()),
+    )
+    .await
 }
 
 /// The value of a Prometheus sample `name{…labels…}` (labels given as `k="v"` fragments that

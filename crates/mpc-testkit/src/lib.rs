@@ -12,17 +12,19 @@
 //! cluster.restart_party(1).await;
 //! ```
 //!
-//! With `.party_api(true)` the cluster also runs the Server Party API (`Cluster::party_api`);
-//! the Account Service is to be added the same way. Infrastructure failures panic: this crate is
-//! for tests.
+//! With `.party_api(true)` the cluster also runs the Server Party API (`Cluster::party_api`), and
+//! with `.account_service(true)` the Account Service (`Cluster::account_service`), the public
+//! entry of the whole system. Infrastructure failures panic: this crate is for tests.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod cluster;
 pub mod http;
 pub mod party_api;
 mod services;
 pub mod sessions;
 
+pub use account::{AccountHandle, AccountTweak};
 pub use cluster::{BusKind, Cluster, ClusterBuilder, DEADLINE, PartyHandle, fast_driver};
 pub use mpc_store::Backend;
 pub use party_api::PartyApiHandle;

@@ -21,10 +21,10 @@ pub(crate) struct PartyApiKeys {
     seed: [u8; 32],
     share_key: SealingKey,
     api_key: String,
-    access_seed: [u8; 32],
+    pub(crate) access_seed: [u8; 32],
 }
 
-fn random32() -> [u8; 32] {
+pub(crate) fn random32() -> [u8; 32] {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).unwrap_or_else(|e| panic!("random: {e}"));
     b
