@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{Cluster, DEADLINE};
+use crate::cluster::{Cluster, ClusterBuilder, DEADLINE};
 use crate::http::{self, HttpResponse};
 use crate::services::bind;
 
@@ -232,6 +232,27 @@ impl AccountHandle {
             Err(_) => panic!("the account service did not stop"),
         }
         self.db
+    }
+}
+
+impl ClusterBuilder {
+    /// Also runs the Account Service (`Cluster::account_service`) on its own database, with a
+    /// generated admin API key; with the Server Party API, its access tokens are the ones the
+    /// API trusts.
+    pub fn account_service(mut self, on: bool) -> Self {
+        self.account_service = on;
+        self
+    }
+
+    /// Runs the Account Service with its configuration changed by `tweak` (e.g. a short
+    /// `session_lifetime_seconds`).
+    pub fn account_config(
+        mut self,
+        tweak: impl Fn(&mut AccountConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.account_service = true;
+        self.account_tweak = Some(Box::new(tweak));
+        self
     }
 }
 

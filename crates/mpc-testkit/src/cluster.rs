@@ -50,8 +50,8 @@ pub struct ClusterBuilder {
     allow_unpinned: bool,
     shared_master_key: bool,
     party_api: bool,
-    account_service: bool,
-    account_tweak: Option<AccountTweak>,
+    pub(crate) account_service: bool,
+    pub(crate) account_tweak: Option<AccountTweak>,
 }
 
 impl Default for ClusterBuilder {
@@ -135,25 +135,6 @@ impl ClusterBuilder {
     /// a delegate and pinning them.
     pub fn party_api(mut self, on: bool) -> Self {
         self.party_api = on;
-        self
-    }
-
-    /// Also runs the Account Service (`Cluster::account_service`) on its own database, with a
-    /// generated admin API key; with the Server Party API, its access tokens are the ones the
-    /// API trusts.
-    pub fn account_service(mut self, on: bool) -> Self {
-        self.account_service = on;
-        self
-    }
-
-    /// Runs the Account Service with its configuration changed by `tweak` (e.g. a short
-    /// `session_lifetime_seconds`).
-    pub fn account_config(
-        mut self,
-        tweak: impl Fn(&mut account_service::AccountConfig) + Send + Sync + 'static,
-    ) -> Self {
-        self.account_service = true;
-        self.account_tweak = Some(Box::new(tweak));
         self
     }
 
