@@ -66,9 +66,11 @@ pub(crate) fn abort_error(abort: Abort) -> ProtocolError {
     // Signers whose shares come from different epochs (one of them holds a share from before a
     // refresh or recovery), or messages of another signing session, look like this. It proves
     // nothing about who is at fault and harms nothing, so name no culprit.
-    if let R::SessionBindingMismatch { .. } = &abort.reason {
+    if let R::SessionBindingMismatch { counterparty } = &abort.reason {
+        let from = PartyIndex::from_dkls(*counterparty)
+            .map_or_else(|| "a party".to_owned(), |p| format!("party {p}"));
         return ProtocolError::Aborted(format!(
-            "{description}: the signers' shares are from different key epochs (one of them is outdated, e.g. from before a refresh or recovery) or the session differs"
+            "a message from {from} belongs to a different signing session: the signers' shares are from different key epochs (one of them is outdated, e.g. from before a refresh or recovery) or the session differs"
         ));
     }
     let culprit = match (&abort.kind, &abort.reason) {
