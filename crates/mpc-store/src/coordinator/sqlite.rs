@@ -53,12 +53,21 @@ fn opt_from_ms(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     ms.map(from_ms).transpose()
 }
 
-const SESSION_COLUMNS: &str = "id, session_type, threshold_t, threshold_n, status, key_id, \
-     message_hash, public_key, signature, signature_der, recovery_target, recovery_helpers, \
-     failure_reason, blamed_party, created_at, expires_at, updated_at, completed_at";
-
-const PARTICIPANT_COLUMNS: &str = "party_id, party_index, device_type, status, joined_at, \
-     identity_public_key, session_key, reported_public_key, reported_signature, updated_at";
+/// The session and its participants in one statement: a single statement reads one snapshot on
+/// both backends, without the round trips of an explicit read transaction. Participant columns
+/// carry a `p_` prefix (`status` and `updated_at` exist on both tables); a session without
+/// participants yields one row whose `p_` columns are NULL.
+const SESSION_WITH_PARTICIPANTS: &str = "SELECT s.id, s.session_type, s.threshold_t, \
+     s.threshold_n, s.status, s.key_id, s.message_hash, s.public_key, s.signature, \
+     s.signature_der, s.recovery_target, s.recovery_helpers, s.failure_reason, s.blamed_party, \
+     s.created_at, s.expires_at, s.updated_at, s.completed_at, \
+     p.party_id AS p_party_id, p.party_index AS p_party_index, p.device_type AS p_device_type, \
+     p.status AS p_status, p.joined_at AS p_joined_at, \
+     p.identity_public_key AS p_identity_public_key, p.session_key AS p_session_key, \
+     p.reported_public_key AS p_reported_public_key, \
+     p.reported_signature AS p_reported_signature, p.updated_at AS p_updated_at \
+     FROM mpc_sessions s LEFT JOIN session_participants p ON p.session_id = s.id \
+     WHERE s.id = $1 ORDER BY p.party_index";
 
 fn session_columns(row: &SqliteRow) -> Result<SessionColumns, sqlx::Error> {
     Ok(SessionColumns {
@@ -83,19 +92,23 @@ fn session_columns(row: &SqliteRow) -> Result<SessionColumns, sqlx::Error> {
     })
 }
 
-fn participant_columns(row: &SqliteRow) -> Result<ParticipantColumns, sqlx::Error> {
-    Ok(ParticipantColumns {
-        party_id: row.try_get("party_id")?,
-        party_index: row.try_get("party_index")?,
-        device_type: row.try_get("device_type")?,
-        status: row.try_get("status")?,
-        joined_at: opt_from_ms(row.try_get("joined_at")?)?,
-        identity_public_key: row.try_get("identity_public_key")?,
-        session_key: row.try_get("session_key")?,
-        reported_public_key: row.try_get("reported_public_key")?,
-        reported_signature: row.try_get("reported_signature")?,
-        updated_at: from_ms(row.try_get("updated_at")?)?,
-    })
+/// The participant of a joined row; `None` for the NULL row of a session without participants.
+fn participant_columns(row: &SqliteRow) -> Result<Option<ParticipantColumns>, sqlx::Error> {
+    let Some(party_id) = row.try_get("p_party_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(ParticipantColumns {
+        party_id,
+        party_index: row.try_get("p_party_index")?,
+        device_type: row.try_get("p_device_type")?,
+        status: row.try_get("p_status")?,
+        joined_at: opt_from_ms(row.try_get("p_joined_at")?)?,
+        identity_public_key: row.try_get("p_identity_public_key")?,
+        session_key: row.try_get("p_session_key")?,
+        reported_public_key: row.try_get("p_reported_public_key")?,
+        reported_signature: row.try_get("p_reported_signature")?,
+        updated_at: from_ms(row.try_get("p_updated_at")?)?,
+    }))
 }
 
 async fn insert_outbox(
@@ -175,29 +188,18 @@ impl CoordinatorStore for SqliteCoordinatorStore {
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        // A read transaction: one snapshot for the session and its participants.
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM mpc_sessions WHERE id = $1"
-        )))
-        .bind(id.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let rows = sqlx::query(SESSION_WITH_PARTICIPANTS)
+            .bind(id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let session = session_columns(&row)?;
-        let participants = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PARTICIPANT_COLUMNS} FROM session_participants \
-             WHERE session_id = $1 ORDER BY party_index"
-        )))
-        .bind(id.0)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(participant_columns)
-        .collect::<Result<Vec<_>, _>>()?;
-        tx.commit().await?;
+        let session = session_columns(first)?;
+        let mut participants = Vec::with_capacity(rows.len());
+        for row in &rows {
+            participants.extend(participant_columns(row)?);
+        }
         session.into_record(participants).map(Some)
     }
 
