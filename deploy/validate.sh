@@ -143,7 +143,9 @@ if [[ -z $pg_bin || ! -x $pg_bin/initdb ]]; then
     echo "skipped: no PostgreSQL server binaries here (CI requires them)"
 else
     # initdb refuses to run as root; the cluster lives apart from $work, which holds secrets.
-    as_postgres() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
+    # Run from the cluster's directory: the postgres user may not be able to enter the checkout
+    # (a 0700 parent, as mktemp makes).
+    as_postgres() { (cd "$pg_dir" && if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi); }
     pg_dir=$(mktemp -d)
     pg_data="$pg_dir/data"
     if ((EUID == 0)); then chown postgres "$pg_dir"; fi
@@ -164,6 +166,9 @@ else
         [party_2]=$(env_value MPC_PARTY_2_DB_PASSWORD)
         [party_3]=$(env_value MPC_PARTY_3_DB_PASSWORD)
     )
+    # A copy the postgres user can read wherever the checkout is.
+    cp "$deploy/postgres-init/10-mpc-databases.sh" "$pg_dir/init.sh"
+    if ((EUID == 0)); then chown postgres "$pg_dir/init.sh"; fi
     as_postgres env PGHOST="$pg_dir" PGPORT="$pg_port" POSTGRES_USER=postgres \
         MPC_ACCOUNT_DB_PASSWORD="${password[account]}" \
         MPC_COORDINATOR_DB_PASSWORD="${password[coordinator]}" \
@@ -171,7 +176,7 @@ else
         MPC_PARTY_1_DB_PASSWORD="${password[party_1]}" \
         MPC_PARTY_2_DB_PASSWORD="${password[party_2]}" \
         MPC_PARTY_3_DB_PASSWORD="${password[party_3]}" \
-        bash "$deploy/postgres-init/10-mpc-databases.sh" >"$work/init.log" 2>&1 \
+        bash "$pg_dir/init.sh" >"$work/init.log" 2>&1 \
         || { cat "$work/init.log" >&2; fail "postgres-init/10-mpc-databases.sh failed"; }
     sql() { # role password database statement
         PGPASSWORD=$2 psql --no-psqlrc -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" \
