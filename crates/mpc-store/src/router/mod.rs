@@ -317,8 +317,10 @@ fn sorted_recipients(envelope: &NewEnvelope) -> Vec<&PartyId> {
 }
 
 /// How many envelopes of a page (their payload sizes, in seq order) fit in `limit` and
-/// `max_bytes`; the first always fits.
-fn page_len(sizes: &[i64], limit: usize, max_bytes: u64) -> usize {
+/// `max_bytes`; the first always fits. The stores do this in SQL; this is the model their tests
+/// compare against.
+#[cfg(test)]
+pub(crate) fn page_len(sizes: &[i64], limit: usize, max_bytes: u64) -> usize {
     let mut total: u64 = 0;
     let mut n = 0;
     for &size in sizes.iter().take(limit) {

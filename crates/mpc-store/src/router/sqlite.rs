@@ -13,7 +13,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use super::{
     ChangeFeed, Existing, FetchOutcome, Mailbox, NewEnvelope, RouteOutcome, RouterStore,
     StoredEnvelope, SweepReport, TOMBSTONE_RETENTION, duration_to_chrono, outcome_for_existing,
-    page_len, party_from_db, round_from_db, seq_from_db, seq_to_db, sorted_recipients,
+    party_from_db, round_from_db, seq_from_db, seq_to_db, sorted_recipients,
 };
 use crate::error::StoreError;
 
@@ -32,6 +32,26 @@ impl SqliteRouterStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
+
+/// One page of a mailbox in one statement: up to `limit + 1` deliveries after a seq (?3), with the
+/// payload only for those in the page — of the first `limit` (?5) whose running payload total stays
+/// within `max_bytes` (?6), and the first in any case — so that paging by bytes never reads payloads
+/// it will not return. The running total only grows, so the page is a prefix.
+const FETCH_PAGE: &str =
+    "SELECT p.seq, p.message_id, p.from_party, p.to_party, p.round, p.created_at_ms,
+        CASE WHEN p.n <= ?5 AND (p.n = 1 OR p.running <= ?6)
+             THEN (SELECT payload FROM router_messages WHERE message_id = p.message_id)
+        END AS payload
+     FROM (
+        SELECT d.seq, m.message_id, m.from_party, m.to_party, m.round, m.created_at_ms,
+               ROW_NUMBER() OVER (ORDER BY d.seq) AS n,
+               CAST(SUM(m.payload_len) OVER (ORDER BY d.seq) AS INTEGER) AS running
+        FROM router_deliveries d
+        JOIN router_messages m ON m.message_id = d.message_id
+        WHERE d.session_id = ?1 AND d.recipient = ?2 AND d.seq > ?3
+        ORDER BY d.seq LIMIT ?4
+     ) p
+     ORDER BY p.seq";
 
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -137,52 +157,35 @@ impl RouterStore for SqliteRouterStore {
         max_bytes: u64,
     ) -> Result<FetchOutcome, StoreError> {
         let session = uuid_text(&mailbox.session_id.0);
-        let purged: Option<bool> = sqlx::query_scalar(
-            "SELECT purged_at_ms IS NOT NULL FROM router_sessions WHERE session_id = ?1",
-        )
-        .bind(&session)
-        .fetch_optional(&self.pool)
-        .await?;
-        if purged == Some(true) {
-            return Ok(FetchOutcome::SessionPurged);
+        let rows = sqlx::query(FETCH_PAGE)
+            .bind(&session)
+            .bind(mailbox.recipient.as_str())
+            .bind(seq_to_db(after_seq))
+            .bind(i64::from(limit) + 1)
+            .bind(i64::from(limit))
+            .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            // Nothing waiting, or nothing left because the session was purged.
+            let purged: Option<bool> = sqlx::query_scalar(
+                "SELECT purged_at_ms IS NOT NULL FROM router_sessions WHERE session_id = ?1",
+            )
+            .bind(&session)
+            .fetch_optional(&self.pool)
+            .await?;
+            if purged == Some(true) {
+                return Ok(FetchOutcome::SessionPurged);
+            }
         }
-
-        let after = seq_to_db(after_seq);
-        let sizes: Vec<i64> = sqlx::query_scalar(
-            "SELECT m.payload_len FROM router_deliveries d
-             JOIN router_messages m ON m.message_id = d.message_id
-             WHERE d.session_id = ?1 AND d.recipient = ?2 AND d.seq > ?3
-             ORDER BY d.seq LIMIT ?4",
-        )
-        .bind(&session)
-        .bind(mailbox.recipient.as_str())
-        .bind(after)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let take = page_len(&sizes, limit as usize, max_bytes);
-        let has_more = sizes.len() > take;
-        if take == 0 {
-            return Ok(FetchOutcome::Envelopes {
-                envelopes: Vec::new(),
-                has_more,
-            });
-        }
-
-        let rows = sqlx::query(
-            "SELECT d.seq, m.message_id, m.from_party, m.to_party, m.round, m.payload, m.created_at_ms
-             FROM router_deliveries d
-             JOIN router_messages m ON m.message_id = d.message_id
-             WHERE d.session_id = ?1 AND d.recipient = ?2 AND d.seq > ?3
-             ORDER BY d.seq LIMIT ?4",
-        )
-        .bind(&session)
-        .bind(mailbox.recipient.as_str())
-        .bind(after)
-        .bind(i64::try_from(take).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut envelopes = Vec::with_capacity(rows.len());
+        // Rows past the page come without their payload (NULL): they only say that more wait.
+        let in_page = rows
+            .iter()
+            .take_while(|row| matches!(row.try_get::<Option<&[u8]>, _>("payload"), Ok(Some(_))))
+            .count();
+        let has_more = rows.len() > in_page;
+        let rows = rows.into_iter().take(in_page);
+        let mut envelopes = Vec::with_capacity(in_page);
         for row in rows {
             let to_party: Option<String> = row.try_get("to_party")?;
             envelopes.push(StoredEnvelope {

@@ -303,6 +303,50 @@ async fn paging_by_seq_count_and_bytes(t: TestDb) {
 }
 backend_tests!(paging, paging_by_seq_count_and_bytes);
 
+/// Pages of payloads of different sizes, for every start, limit and several byte budgets, are
+/// what the paging rule (`page_len`) says.
+async fn paging_matches_the_model(t: TestDb) {
+    let store = setup(&t).await;
+    let session = SessionId::new_random();
+    let all = ["a", "b"];
+    let sizes: Vec<usize> = (1..=8).map(|i| (i * 37) % 150 + 1).collect();
+    for (i, size) in sizes.iter().enumerate() {
+        let round = u32::try_from(i + 1).unwrap();
+        let payload = vec![7u8; *size];
+        store
+            .route(&envelope(session, "a", Some("b"), &all, round, &payload))
+            .await
+            .unwrap();
+    }
+    let mailbox = Mailbox::new(session, pid("b"));
+    for after in 0..=sizes.len() {
+        let rest: Vec<i64> = sizes[after..].iter().map(|s| *s as i64).collect();
+        for limit in 0..=9u32 {
+            for budget in [0u64, 1, 100, 150, 250, 400, NO_BYTE_LIMIT] {
+                let FetchOutcome::Envelopes {
+                    envelopes,
+                    has_more,
+                } = store
+                    .fetch(&mailbox, after as u64, limit, budget)
+                    .await
+                    .unwrap()
+                else {
+                    panic!("purged")
+                };
+                let take = super::page_len(&rest, limit as usize, budget);
+                let expected: Vec<u64> = (after as u64 + 1..).take(take).collect();
+                let case = format!("after {after}, limit {limit}, budget {budget}");
+                assert_eq!(seqs(&envelopes), expected, "{case}");
+                assert_eq!(has_more, rest.len() > take, "{case}");
+                for e in &envelopes {
+                    assert_eq!(e.payload.len(), sizes[e.seq as usize - 1], "{case}");
+                }
+            }
+        }
+    }
+}
+backend_tests!(paging_model, paging_matches_the_model);
+
 async fn retention_sweep(t: TestDb) {
     let store = setup(&t).await;
     let all = ["a", "b"];
