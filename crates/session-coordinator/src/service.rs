@@ -53,6 +53,8 @@ pub struct Coordinator {
     lifetimes: Lifetimes,
     pub(crate) metrics: CoordinatorMetrics,
     service_token: Option<SecretString>,
+    /// Reads of watched sessions, shared between their watchers.
+    pub(crate) watch_reads: crate::watch::SharedReads,
 }
 
 /// Millisecond precision, as both database backends store it.
@@ -87,6 +89,7 @@ impl Coordinator {
             lifetimes,
             metrics,
             service_token,
+            watch_reads: crate::watch::SharedReads::default(),
         }
     }
 
