@@ -320,9 +320,26 @@ pub trait CoordinatorStore: Send + Sync + 'static {
     /// Records a failed publication; the row becomes claimable again at `retry_at`.
     async fn retry_outbox_at(&self, id: i64, retry_at: DateTime<Utc>) -> Result<(), StoreError>;
 
-    /// Ids of sessions that changed (through any replica) from now on. A lagging receiver misses
-    /// ids; callers that must not miss a change also re-read periodically.
-    fn subscribe_changes(&self) -> broadcast::Receiver<SessionId>;
+    /// Sessions that changed (through any replica) from now on. A lagging receiver misses
+    /// changes; callers that must not miss a change also re-read periodically.
+    fn subscribe_changes(&self) -> broadcast::Receiver<SessionChanged>;
+}
+
+/// A session changed: its change was committed before `noticed`, so any read of the session
+/// that begins after `noticed` sees it (watchers of one session share such reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionChanged {
+    pub id: SessionId,
+    pub noticed: std::time::Instant,
+}
+
+impl SessionChanged {
+    pub fn now(id: SessionId) -> Self {
+        Self {
+            id,
+            noticed: std::time::Instant::now(),
+        }
+    }
 }
 
 // ---- helpers shared by both backends ----

@@ -9,13 +9,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpc_proto::{ApiError, SessionId};
 use mpc_service::Shutdown;
-use mpc_store::coordinator::SessionRecord;
+use mpc_store::coordinator::{SessionChanged, SessionRecord};
 use tokio::sync::{OnceCell, broadcast, mpsc};
-use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::service::Coordinator;
@@ -33,9 +32,9 @@ struct SharedRead {
     result: OnceCell<ReadResult>,
 }
 
-/// The latest read of each watched session. A read that began after a watcher woke up saw the
-/// change that woke it (the change was committed before the wake-up), so that watcher can take
-/// it instead of reading again. Watchers hold the reads they took; the map holds them weakly.
+/// The latest read of each watched session. A read that began after a change was noticed saw
+/// that change (it was committed before it was noticed), so every watcher woken by the change
+/// can take that read instead of reading again. Watchers hold the reads they took; the map holds them weakly.
 #[derive(Default)]
 pub struct SharedReads {
     reads: Mutex<(HashMap<SessionId, Weak<SharedRead>>, usize)>,
@@ -114,7 +113,7 @@ async fn run(
     coordinator: Arc<Coordinator>,
     mut held: Arc<SharedRead>,
     first: SessionRecord,
-    changes: broadcast::Receiver<SessionId>,
+    changes: broadcast::Receiver<SessionChanged>,
     tx: mpsc::Sender<Result<SessionRecord, ApiError>>,
     poll: Duration,
     shutdown: Shutdown,
@@ -128,19 +127,21 @@ async fn run(
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        // The moment after which a read shows what woke us.
+        let since = tokio::select! {
             () = shutdown.cancelled() => return,
             () = tx.closed() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => Instant::now(),
             changed = next_change(&mut changes) => match changed {
-                Some(changed) if changed != id => continue,
-                _ => {}
+                Some(changed) if changed.id != id => continue,
+                Some(changed) => changed.noticed,
+                None => Instant::now(),
             },
-        }
+        };
         // Held until the next read, so that watchers woken later can still take it.
         let (read, result) = coordinator
             .watch_reads
-            .read(id, Instant::now(), || coordinator.get(id))
+            .read(id, since, || coordinator.get(id))
             .await;
         let _previous = std::mem::replace(&mut held, read);
         match result {
@@ -158,13 +159,15 @@ async fn run(
     }
 }
 
-/// The next changed session id; `None` means "look anyway" (missed notifications).
-async fn next_change(changes: &mut Option<broadcast::Receiver<SessionId>>) -> Option<SessionId> {
+/// The next change; `None` means "look anyway" (missed notifications).
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<SessionChanged>>,
+) -> Option<SessionChanged> {
     let Some(rx) = changes else {
         return std::future::pending().await;
     };
     match rx.recv().await {
-        Ok(id) => Some(id),
+        Ok(changed) => Some(changed),
         Err(broadcast::error::RecvError::Lagged(_)) => None,
         Err(broadcast::error::RecvError::Closed) => {
             // The feed is gone: polling alone from now on.

@@ -13,8 +13,8 @@ use tokio::task::AbortHandle;
 
 use super::{
     CHANGE_CHANNEL_CAPACITY, Cas, CoordinatorStore, NewSession, OutboxEvent, OutboxRecord,
-    ParticipantColumns, ParticipantUpdate, SessionColumns, SessionRecord, SessionUpdate,
-    encode_helpers, encode_signature, report_columns,
+    ParticipantColumns, ParticipantUpdate, SessionChanged, SessionColumns, SessionRecord,
+    SessionUpdate, encode_helpers, encode_signature, report_columns,
 };
 use crate::error::StoreError;
 
@@ -24,7 +24,7 @@ const MAX_CHANNEL_LEN: usize = 63;
 pub struct PgCoordinatorStore {
     pool: PgPool,
     channel: String,
-    changes: broadcast::Sender<SessionId>,
+    changes: broadcast::Sender<SessionChanged>,
     _listener: AbortOnDrop,
 }
 
@@ -91,13 +91,13 @@ async fn listen(
     mut listener: PgListener,
     pool: PgPool,
     channel: String,
-    changes: broadcast::Sender<SessionId>,
+    changes: broadcast::Sender<SessionChanged>,
 ) {
     loop {
         match listener.try_recv().await {
             Ok(Some(note)) => {
                 if let Ok(id) = SessionId::parse(note.payload()) {
-                    let _ = changes.send(id);
+                    let _ = changes.send(SessionChanged::now(id));
                 }
             }
             // The connection dropped and was re-established: notifications in between are lost;
@@ -444,7 +444,7 @@ impl CoordinatorStore for PgCoordinatorStore {
         Ok(())
     }
 
-    fn subscribe_changes(&self) -> broadcast::Receiver<SessionId> {
+    fn subscribe_changes(&self) -> broadcast::Receiver<SessionChanged> {
         self.changes.subscribe()
     }
 }

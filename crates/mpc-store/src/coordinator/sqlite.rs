@@ -11,14 +11,14 @@ use tokio::sync::broadcast;
 
 use super::{
     CHANGE_CHANNEL_CAPACITY, Cas, CoordinatorStore, NewSession, OutboxEvent, OutboxRecord,
-    ParticipantColumns, ParticipantUpdate, SessionColumns, SessionRecord, SessionUpdate,
-    encode_helpers, encode_signature, report_columns,
+    ParticipantColumns, ParticipantUpdate, SessionChanged, SessionColumns, SessionRecord,
+    SessionUpdate, encode_helpers, encode_signature, report_columns,
 };
 use crate::error::StoreError;
 
 pub struct SqliteCoordinatorStore {
     pool: SqlitePool,
-    changes: broadcast::Sender<SessionId>,
+    changes: broadcast::Sender<SessionChanged>,
 }
 
 impl std::fmt::Debug for SqliteCoordinatorStore {
@@ -36,7 +36,7 @@ impl SqliteCoordinatorStore {
     }
 
     fn changed(&self, id: SessionId) {
-        let _ = self.changes.send(id);
+        let _ = self.changes.send(SessionChanged::now(id));
     }
 }
 
@@ -374,7 +374,7 @@ impl CoordinatorStore for SqliteCoordinatorStore {
         Ok(())
     }
 
-    fn subscribe_changes(&self) -> broadcast::Receiver<SessionId> {
+    fn subscribe_changes(&self) -> broadcast::Receiver<SessionChanged> {
         self.changes.subscribe()
     }
 }

@@ -513,9 +513,11 @@ async fn changes_are_announced(t: TestDb) {
 
 crate::backend_tests!(changes_are_announced, changes_are_announced);
 
-async fn next(rx: &mut broadcast::Receiver<SessionId>) -> SessionId {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+async fn next(rx: &mut broadcast::Receiver<SessionChanged>) -> SessionId {
+    let changed = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("no change notification")
-        .unwrap()
+        .unwrap();
+    assert!(changed.noticed <= std::time::Instant::now());
+    changed.id
 }
