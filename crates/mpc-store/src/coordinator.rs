@@ -344,6 +344,22 @@ impl SessionChanged {
 
 // ---- helpers shared by both backends ----
 
+/// The session and its participants in one statement: a single statement reads one snapshot on
+/// both backends, without the round trips of an explicit read transaction. Participant columns
+/// carry a `p_` prefix (`status` and `updated_at` exist on both tables); a session without
+/// participants yields one row whose `p_` columns are NULL.
+const SESSION_WITH_PARTICIPANTS: &str = "SELECT s.id, s.session_type, s.threshold_t, \
+     s.threshold_n, s.status, s.key_id, s.message_hash, s.public_key, s.signature, \
+     s.signature_der, s.recovery_target, s.recovery_helpers, s.failure_reason, s.blamed_party, \
+     s.created_at, s.expires_at, s.updated_at, s.completed_at, \
+     p.party_id AS p_party_id, p.party_index AS p_party_index, p.device_type AS p_device_type, \
+     p.status AS p_status, p.joined_at AS p_joined_at, \
+     p.identity_public_key AS p_identity_public_key, p.session_key AS p_session_key, \
+     p.reported_public_key AS p_reported_public_key, \
+     p.reported_signature AS p_reported_signature, p.updated_at AS p_updated_at \
+     FROM mpc_sessions s LEFT JOIN session_participants p ON p.session_id = s.id \
+     WHERE s.id = $1 ORDER BY p.party_index";
+
 /// Capacity of the change channel; a watcher that lags behind re-reads its session.
 const CHANGE_CHANNEL_CAPACITY: usize = 1024;
 
