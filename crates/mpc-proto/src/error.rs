@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 /// gRPC metadata key that carries [`ErrorCode::as_str`].
 pub const ERROR_CODE_METADATA: &str = "x-mpc-error-code";
+/// gRPC metadata key that carries [`ApiError::retry_after`] in whole seconds.
+pub const RETRY_AFTER_METADATA: &str = "retry-after";
 
 /// Stable, machine-readable error codes. Never rename a variant's string: clients match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +57,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// Too many requests or sessions (429).
     ResourceExhausted,
+    /// The service is at capacity right now; retry after `Retry-After` (429).
+    Overloaded,
+    /// A server party named in the request is not registered with the coordinator (400).
+    UnknownParty,
+    /// A registered server party is not live (no recent heartbeat); retry later (503).
+    PartyUnavailable,
     /// The operation did not finish in time (504).
     Timeout,
     /// A dependency (database, broker, another service) is unreachable (503).
@@ -64,7 +72,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::InvalidArgument,
         Self::InvalidThreshold,
         Self::DuplicatePartyId,
@@ -83,6 +91,9 @@ impl ErrorCode {
         Self::ProtocolFailed,
         Self::PayloadTooLarge,
         Self::ResourceExhausted,
+        Self::Overloaded,
+        Self::UnknownParty,
+        Self::PartyUnavailable,
         Self::Timeout,
         Self::Unavailable,
         Self::Internal,
@@ -108,6 +119,9 @@ impl ErrorCode {
             Self::ProtocolFailed => "protocol_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::ResourceExhausted => "resource_exhausted",
+            Self::Overloaded => "overloaded",
+            Self::UnknownParty => "unknown_party",
+            Self::PartyUnavailable => "party_unavailable",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -139,6 +153,9 @@ impl ErrorCode {
             Self::ProtocolFailed => "protocol failed",
             Self::PayloadTooLarge => "payload too large",
             Self::ResourceExhausted => "too many requests",
+            Self::Overloaded => "the service is at capacity; retry later",
+            Self::UnknownParty => "unknown party",
+            Self::PartyUnavailable => "party unavailable",
             Self::Timeout => "timeout",
             Self::Unavailable => "service unavailable",
             Self::Internal => "internal error",
@@ -151,7 +168,8 @@ impl ErrorCode {
             | Self::InvalidThreshold
             | Self::DuplicatePartyId
             | Self::InsufficientParticipants
-            | Self::InvalidMessageHash => StatusCode::BAD_REQUEST,
+            | Self::InvalidMessageHash
+            | Self::UnknownParty => StatusCode::BAD_REQUEST,
             Self::InvalidApiKey | Self::InvalidJoinToken => StatusCode::UNAUTHORIZED,
             Self::PermissionDenied | Self::AccountSuspended => StatusCode::FORBIDDEN,
             Self::SessionNotFound | Self::AccountNotFound | Self::NotFound => StatusCode::NOT_FOUND,
@@ -159,9 +177,9 @@ impl ErrorCode {
             Self::SessionExpired => StatusCode::GONE,
             Self::ProtocolFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            Self::ResourceExhausted | Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::PartyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,16 +191,19 @@ impl ErrorCode {
             | Self::InvalidThreshold
             | Self::DuplicatePartyId
             | Self::InsufficientParticipants
-            | Self::InvalidMessageHash => Code::InvalidArgument,
+            | Self::InvalidMessageHash
+            | Self::UnknownParty => Code::InvalidArgument,
             Self::InvalidApiKey | Self::InvalidJoinToken => Code::Unauthenticated,
             Self::PermissionDenied | Self::AccountSuspended => Code::PermissionDenied,
             Self::SessionNotFound | Self::AccountNotFound | Self::NotFound => Code::NotFound,
             Self::AlreadyExists => Code::AlreadyExists,
             Self::FailedPrecondition | Self::SessionExpired => Code::FailedPrecondition,
             Self::ProtocolFailed => Code::Aborted,
-            Self::PayloadTooLarge | Self::ResourceExhausted => Code::ResourceExhausted,
+            Self::PayloadTooLarge | Self::ResourceExhausted | Self::Overloaded => {
+                Code::ResourceExhausted
+            }
             Self::Timeout => Code::DeadlineExceeded,
-            Self::Unavailable => Code::Unavailable,
+            Self::Unavailable | Self::PartyUnavailable => Code::Unavailable,
             Self::Internal => Code::Internal,
         }
     }
@@ -221,6 +242,10 @@ impl fmt::Display for ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// When to try again, in whole seconds: sent as `Retry-After` (HTTP header, gRPC metadata)
+    /// with `overloaded`, `party_unavailable` and the like. Not part of the JSON body.
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 /// The JSON body of every HTTP error response.
@@ -234,7 +259,14 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, asking the caller to retry after `seconds` (at least 1).
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// The code with its default (guide) message, e.g. "session not found".
@@ -277,7 +309,16 @@ impl ApiError {
         } else {
             status.message().to_owned()
         };
-        Self { code, message }
+        let retry_after = status
+            .metadata()
+            .get(RETRY_AFTER_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Self {
+            code,
+            message,
+            retry_after,
+        }
     }
 }
 
@@ -287,13 +328,26 @@ impl From<ApiError> for tonic::Status {
         if let Ok(v) = e.code.as_str().parse() {
             status.metadata_mut().insert(ERROR_CODE_METADATA, v);
         }
+        if let Some(seconds) = e.retry_after
+            && let Ok(v) = seconds.to_string().parse()
+        {
+            status.metadata_mut().insert(RETRY_AFTER_METADATA, v);
+        }
         status
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.code.http_status(), Json(ErrorBody { error: self })).into_response()
+        let retry_after = self.retry_after;
+        let mut response =
+            (self.code.http_status(), Json(ErrorBody { error: self })).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -343,6 +397,25 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_travels_over_grpc_and_http() {
+        let e = ApiError::from_code(ErrorCode::Overloaded).with_retry_after(3);
+        let status: tonic::Status = e.clone().into();
+        assert_eq!(ApiError::from_status(&status).retry_after, Some(3));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.headers().get(http::header::RETRY_AFTER),
+            Some(&http::HeaderValue::from(3u32))
+        );
+        assert_eq!(
+            ApiError::from_code(ErrorCode::Overloaded)
+                .with_retry_after(0)
+                .retry_after,
+            Some(1)
+        );
+    }
+
+    #[test]
     fn http_body_shape() {
         let body = ErrorBody {
             error: ApiError::session_not_found(),
@@ -363,7 +436,10 @@ mod tests {
                 c.http_status().is_server_error(),
                 matches!(
                     c,
-                    ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::Timeout
+                    ErrorCode::Internal
+                        | ErrorCode::Unavailable
+                        | ErrorCode::Timeout
+                        | ErrorCode::PartyUnavailable
                 ),
                 "{c}"
             );

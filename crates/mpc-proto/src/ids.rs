@@ -144,6 +144,16 @@ impl<'de> Deserialize<'de> for PartyId {
     }
 }
 
+/// The `device_type` of a server party. Any other value (`android`, `ios`, `recovery`, …, or
+/// none) is a device participant.
+pub const SERVER_DEVICE_TYPE: &str = "server";
+
+/// Whether a participant's `device_type` declares a server party (in any letter case, as the
+/// Account Service lowercases it and other callers may not).
+pub fn is_server_device_type(device_type: &str) -> bool {
+    device_type.trim().eq_ignore_ascii_case(SERVER_DEVICE_TYPE)
+}
+
 /// Threshold parameters of a key: `t` of `n` parties sign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Threshold {
@@ -154,7 +164,13 @@ pub struct Threshold {
 impl Threshold {
     /// Checks 2 ≤ n ≤ 16 and 2 ≤ t ≤ n, with the guide's wording in the error.
     pub fn new(t: u16, n: u16) -> Result<Self, ApiError> {
-        if !(2..=MAX_PARTIES).contains(&n) {
+        Self::checked(u64::from(t), u64::from(n))
+    }
+
+    /// [`Threshold::new`] for values as a request sent them, before any narrowing: the error
+    /// quotes the value sent (`threshold_n: 2147483648` must not be reported as 65535).
+    pub fn checked(t: u64, n: u64) -> Result<Self, ApiError> {
+        if !(2..=u64::from(MAX_PARTIES)).contains(&n) {
             return Err(ApiError::new(
                 ErrorCode::InvalidThreshold,
                 format!(
@@ -170,7 +186,12 @@ impl Threshold {
                 ),
             ));
         }
-        Ok(Self { t, n })
+        // Both are at most MAX_PARTIES here.
+        let narrow = |v: u64| u16::try_from(v).unwrap_or(MAX_PARTIES);
+        Ok(Self {
+            t: narrow(t),
+            n: narrow(n),
+        })
     }
 }
 
@@ -218,7 +239,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn threshold_errors_quote_the_value_sent() {
+        let n = Threshold::checked(2, 2_147_483_648)
+            .err()
+            .map(|e| e.message);
+        assert!(n.is_some_and(|m| m.contains("got 2147483648")));
+        let t = Threshold::checked(u64::MAX, 3).err().map(|e| e.message);
+        assert!(t.is_some_and(|m| m.contains(&format!("got {}", u64::MAX))));
+        assert_eq!(Threshold::checked(2, 3).ok(), Threshold::new(2, 3).ok());
+    }
+
     proptest! {
+        #[test]
+        fn threshold_checked_agrees_with_the_rule(t in any::<u64>(), n in any::<u64>()) {
+            let ok = (2..=u64::from(MAX_PARTIES)).contains(&n) && (2..=n).contains(&t);
+            prop_assert_eq!(Threshold::checked(t, n).is_ok(), ok);
+        }
+
         #[test]
         fn party_id_parse_never_panics_and_roundtrips(s in "\\PC{0,140}") {
             if let Ok(p) = PartyId::parse(&s) {

@@ -52,6 +52,18 @@ impl IdentityKey {
     pub fn public_key(&self) -> IdentityPublicKey {
         IdentityPublicKey(self.0.verifying_key().to_bytes())
     }
+
+    /// Signs `context || 0x00 || message` (Ed25519). The context keeps statements of different
+    /// kinds apart: a signature made for one can never pass as another (the session-key
+    /// announcements use their own context, `mpc-system/session-key/v1`).
+    pub fn sign_statement(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        let mut signed = Vec::with_capacity(context.len() + 1 + message.len());
+        signed.extend_from_slice(context);
+        signed.push(0);
+        signed.extend_from_slice(message);
+        self.0.sign(&signed).to_bytes()
+    }
 }
 
 impl fmt::Debug for IdentityKey {

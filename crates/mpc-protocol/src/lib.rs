@@ -45,4 +45,4 @@ pub use round::{Message, RoundProtocol, Session};
 pub use seal::{SealContext, SealError, SealingKey};
 pub use share::{KeyShare, SHARE_FORMAT_VERSION};
 pub use sign::{Sign, sign};
-pub use types::{MAX_PARTIES, MessageHash, Parameters, PartyIndex, SessionId};
+pub use types::{DEGENERATE_HASH, MAX_PARTIES, MessageHash, Parameters, PartyIndex, SessionId};

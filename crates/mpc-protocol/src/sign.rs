@@ -49,6 +49,11 @@ pub fn sign(
     hash: MessageHash,
     channel: SecureChannel,
 ) -> Result<Session<Sign>, ProtocolError> {
+    if hash.is_degenerate() {
+        return Err(ProtocolError::InvalidInput(
+            crate::types::DEGENERATE_HASH.into(),
+        ));
+    }
     let signers = channel.parties();
     let params = share.parameters();
     if signers.len() < usize::from(params.threshold()) {

@@ -156,14 +156,28 @@ impl MessageHash {
         Self(bytes)
     }
 
-    /// 64 hex characters, with or without `0x`.
+    /// 64 hex characters, with or without `0x`. A degenerate hash (see
+    /// [`MessageHash::is_degenerate`]) is refused.
     pub fn from_hex(s: &str) -> Result<Self, ProtocolError> {
         let s = s.strip_prefix("0x").unwrap_or(s);
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(|_| {
             ProtocolError::InvalidInput("message hash must be 32 bytes as 64 hex characters".into())
         })?;
-        Ok(Self(out))
+        let hash = Self(out);
+        if hash.is_degenerate() {
+            return Err(ProtocolError::InvalidInput(DEGENERATE_HASH.into()));
+        }
+        Ok(hash)
+    }
+
+    /// Whether the hash is 0 modulo the curve order n. ECDSA on such a hash is forgeable for
+    /// any public key Q without the private key: with z = 0 verification checks only that
+    /// ((r/s)·Q).x = r, so any a, R = a·Q, r = R.x, s = r/a passes. Such a signature proves
+    /// nothing.
+    /// As a 256-bit number the hash is below 2n, so it is 0 mod n exactly when it is 0 or n.
+    pub fn is_degenerate(&self) -> bool {
+        self.0 == [0u8; 32] || self.0 == SECP256K1_ORDER
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -175,6 +189,15 @@ impl MessageHash {
     }
 }
 
+/// The order n of secp256k1, big-endian.
+const SECP256K1_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
+
+/// Why a degenerate hash is refused, in words a caller understands.
+pub const DEGENERATE_HASH: &str = "the message hash is 0 modulo the secp256k1 order: a signature on it can be forged for any key, so it is refused";
+
 impl fmt::Debug for MessageHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MessageHash({})", self.to_hex())
@@ -184,6 +207,23 @@ impl fmt::Debug for MessageHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn degenerate_hashes_are_refused() {
+        use k256::elliptic_curve::Curve;
+        let order = k256::Secp256k1::ORDER.to_be_bytes();
+        assert_eq!(order.as_slice(), SECP256K1_ORDER.as_slice());
+        assert!(MessageHash::new([0; 32]).is_degenerate());
+        assert!(MessageHash::new(SECP256K1_ORDER).is_degenerate());
+        assert!(MessageHash::from_hex(&"00".repeat(32)).is_err());
+        assert!(MessageHash::from_hex(&hex::encode(SECP256K1_ORDER)).is_err());
+        let mut above = SECP256K1_ORDER;
+        above[31] += 1;
+        assert!(!MessageHash::new(above).is_degenerate());
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        assert!(MessageHash::from_hex(&hex::encode(one)).is_ok());
+    }
 
     #[test]
     fn index_conversion_round_trips() {
