@@ -108,6 +108,13 @@ pub trait AccountStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<AccountSessionRecord>, StoreError>;
 
+    /// The account's sessions without an outcome yet, oldest first (to cancel its signs when
+    /// it is suspended).
+    async fn pending_sessions_of_account(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Vec<AccountSessionRecord>, StoreError>;
+
     /// Applies a session's outcome once: moves its row from `pending` and applies the effects
     /// (keygen: account `active` with its key and shares, or `failed` with the reason;
     /// recovery: the lost party's share retired, the new party's added). Returns `false`, and

@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod db;
 pub mod error;
 pub mod party;
+pub mod registry;
 pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -43,6 +43,9 @@ pub struct CoordinatorConfig {
     /// When set, CreateSession, GetSession and WatchSession (without a join token) need
     /// `authorization: Bearer <token>`.
     pub service_token: Option<SecretString>,
+    /// The party registry: refuse sessions naming unknown or dead server parties, and how often
+    /// parties heartbeat.
+    pub registry: crate::registry::RegistryConfig,
 }
 
 impl CoordinatorConfig {
@@ -59,6 +62,7 @@ impl CoordinatorConfig {
             outbox_interval: Duration::from_secs(1),
             watch_poll_interval: Duration::from_secs(2),
             service_token: None,
+            registry: crate::registry::RegistryConfig::default(),
         }
     }
 
@@ -67,7 +71,8 @@ impl CoordinatorConfig {
     /// Required: `MPC_JOIN_TOKEN_SEED` (base64 of 32 bytes) and `MPC_COORDINATOR_DATABASE_URL` or
     /// `DATABASE_URL`. Optional: `MPC_COORDINATOR_HTTP_ADDR`, `MPC_COORDINATOR_GRPC_ADDR`,
     /// `MPC_SERVICE_TOKEN`, `MPC_SESSION_LIFETIME_SECS`, `MPC_MAX_SESSION_LIFETIME_SECS`,
-    /// `MPC_COORDINATOR_EXPIRY_INTERVAL_MS`.
+    /// `MPC_COORDINATOR_EXPIRY_INTERVAL_MS`, `MPC_REGISTRY_ENFORCE` (`true`/`false`),
+    /// `MPC_REGISTRY_HEARTBEAT_MS`, `MPC_REGISTRY_LIVENESS_MS`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, CoordinatorError> {
         let missing = |name: &str| CoordinatorError::Config(format!("{name} is required"));
         let invalid =
@@ -115,6 +120,29 @@ impl CoordinatorConfig {
                 .map(Duration::from_millis)
                 .map_err(|_| invalid("MPC_COORDINATOR_EXPIRY_INTERVAL_MS", "milliseconds"))?;
         }
+        if let Some(v) = var("MPC_REGISTRY_ENFORCE") {
+            c.registry.enforce = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(invalid("MPC_REGISTRY_ENFORCE", "true or false")),
+            };
+        }
+        let ms = |name: &str| -> Result<Option<Duration>, CoordinatorError> {
+            var(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map(Duration::from_millis)
+                        .map_err(|_| invalid(name, "milliseconds"))
+                })
+                .transpose()
+        };
+        if let Some(d) = ms("MPC_REGISTRY_HEARTBEAT_MS")? {
+            c.registry.heartbeat_interval = d;
+        }
+        if let Some(d) = ms("MPC_REGISTRY_LIVENESS_MS")? {
+            c.registry.liveness_timeout = d;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -138,6 +166,11 @@ impl CoordinatorConfig {
             ("expiry_interval", self.expiry_interval),
             ("outbox_interval", self.outbox_interval),
             ("watch_poll_interval", self.watch_poll_interval),
+            (
+                "registry.heartbeat_interval",
+                self.registry.heartbeat_interval,
+            ),
+            ("registry.liveness_timeout", self.registry.liveness_timeout),
         ];
         for (name, value) in positive {
             if value.is_zero() {
@@ -147,6 +180,11 @@ impl CoordinatorConfig {
         if self.default_session_lifetime > self.max_session_lifetime {
             return Err(CoordinatorError::Config(
                 "default_session_lifetime exceeds max_session_lifetime".into(),
+            ));
+        }
+        if self.registry.liveness_timeout < self.registry.heartbeat_interval {
+            return Err(CoordinatorError::Config(
+                "registry.liveness_timeout must be at least the heartbeat interval (a few heartbeats is usual)".into(),
             ));
         }
         if let Some(token) = &self.service_token

@@ -307,4 +307,53 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
             public_key: self.coordinator.join_token_public_key().to_vec(),
         }))
     }
+
+    async fn cancel_session(
+        &self,
+        request: Request<pb::CancelSessionRequest>,
+    ) -> Result<Response<pb::SessionInfo>, Status> {
+        self.service_token(&request)?;
+        let req = request.into_inner();
+        let id = SessionId::parse(&req.session_id)?;
+        let session = self.coordinator.cancel(id, &req.reason).await?;
+        Ok(Response::new(session_info(&session)))
+    }
+
+    async fn announce_party(
+        &self,
+        request: Request<pb::AnnouncePartyRequest>,
+    ) -> Result<Response<pb::AnnouncePartyResponse>, Status> {
+        self.service_token(&request)?;
+        let response = self
+            .coordinator
+            .registry
+            .announce(request.get_ref(), crate::service::now())
+            .await?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_parties(
+        &self,
+        request: Request<pb::ListPartiesRequest>,
+    ) -> Result<Response<pb::ListPartiesResponse>, Status> {
+        self.service_token(&request)?;
+        let parties = self
+            .coordinator
+            .registry
+            .statuses(crate::service::now())
+            .await?
+            .into_iter()
+            .map(|s| pb::RegisteredParty {
+                party_id: s.party.party_id.to_string(),
+                kind: crate::registry::kind_to_pb(s.party.kind).into(),
+                identity_public_key: s.party.identity_public_key,
+                version: s.party.version,
+                active_sessions: s.party.active_sessions,
+                registered_at_ms: ms(s.party.registered_at),
+                last_seen_ms: ms(s.party.last_seen),
+                live: s.live,
+            })
+            .collect();
+        Ok(Response::new(pb::ListPartiesResponse { parties }))
+    }
 }

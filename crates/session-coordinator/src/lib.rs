@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod http;
 mod lifecycle;
 pub mod metrics;
+pub mod registry;
 pub mod service;
 pub mod validate;
 pub mod verify;
@@ -88,6 +89,10 @@ pub async fn serve(
         },
         metrics::CoordinatorMetrics::register(&metrics),
         config.service_token.clone(),
+        registry::Registry::new(
+            mpc_store::registry::open(&resources.db).await?,
+            config.registry,
+        ),
     ));
     let stop = shutdown.child_token();
     let readiness = Arc::new(Ready {

@@ -23,6 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::events::{Publisher, outbox_row, session_event};
 use crate::metrics::CoordinatorMetrics;
+use crate::registry::{Named, Registry};
 use crate::validate::{CreateRequest, Lifetimes, MESSAGE_HASH_LEN, validate};
 use crate::verify::{parse_public_key, verify_signature};
 
@@ -55,6 +56,7 @@ pub struct Coordinator {
     service_token: Option<SecretString>,
     /// Reads of watched sessions, shared between their watchers.
     pub(crate) watch_reads: crate::watch::SharedReads,
+    pub(crate) registry: Registry,
 }
 
 /// Millisecond precision, as both database backends store it.
@@ -80,6 +82,7 @@ impl Coordinator {
         lifetimes: Lifetimes,
         metrics: CoordinatorMetrics,
         service_token: Option<SecretString>,
+        registry: Registry,
     ) -> Self {
         Self {
             publisher: Publisher::new(store.clone(), bus),
@@ -90,6 +93,7 @@ impl Coordinator {
             metrics,
             service_token,
             watch_reads: crate::watch::SharedReads::default(),
+            registry,
         }
     }
 
@@ -115,6 +119,15 @@ impl Coordinator {
 
     pub async fn create(&self, req: &CreateRequest) -> Result<Created, ApiError> {
         let new = validate(req, self.lifetimes, now())?;
+        let named: Vec<Named<'_>> = new
+            .participants
+            .iter()
+            .map(|p| Named {
+                party_id: &p.party_id,
+                device_type: p.device_type.as_deref(),
+            })
+            .collect();
+        let is_server = self.registry.check_participants(&named, now()).await?;
         let parties: Vec<PartyId> = new
             .participants
             .iter()
@@ -168,8 +181,9 @@ impl Coordinator {
         let server_tokens = session
             .participants
             .iter()
-            .filter(|p| p.device_type.as_deref() == Some("server"))
-            .filter_map(|p| {
+            .zip(&is_server)
+            .filter(|(_, server)| **server)
+            .filter_map(|(p, _)| {
                 join_tokens
                     .get(&p.party_id)
                     .map(|t| (p.party_id.clone(), t.clone()))
@@ -389,6 +403,29 @@ impl Coordinator {
         tracing::warn!(session_id = %session.id, party_id = %claims.pid, "party reported failure");
         let id = session.id;
         self.end_session(session, SessionStatus::Failed, reason, blamed)
+            .await?;
+        self.get(id).await
+    }
+}
+
+impl Coordinator {
+    /// Fails a session that has not ended, blaming nobody (e.g. its account was suspended).
+    /// A session that already ended is returned as it is: the caller sees whether the cancel
+    /// came too late (completed) or was not needed.
+    pub async fn cancel(&self, id: SessionId, reason: &str) -> Result<SessionRecord, ApiError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > MAX_REASON_LEN {
+            return Err(ApiError::invalid_argument(format!(
+                "reason: 1 to {MAX_REASON_LEN} bytes"
+            )));
+        }
+        let session = self.get(id).await?;
+        if session.status.is_terminal() {
+            return Ok(session);
+        }
+        let reason = format!("{} failed: cancelled: {reason}", session.session_type);
+        tracing::warn!(session_id = %id, %reason, "session cancelled");
+        self.end_session(session, SessionStatus::Failed, reason, None)
             .await?;
         self.get(id).await
     }

@@ -49,7 +49,7 @@ const MAX_KEY_ID_LEN: usize = 255;
 const MAX_DEVICE_TYPE_LEN: usize = 50;
 /// Uncompressed SEC1 secp256k1 point: `04 || x || y`.
 pub const PUBLIC_KEY_LEN: usize = 65;
-pub const MESSAGE_HASH_LEN: usize = 32;
+pub use mpc_proto::MESSAGE_HASH_LEN;
 
 /// Checks everything and assigns party indices (keygen: request order).
 pub fn validate(
@@ -58,8 +58,7 @@ pub fn validate(
     now: DateTime<Utc>,
 ) -> Result<NewSession, ApiError> {
     let ty = req.session_type;
-    let to_u16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    let threshold = Threshold::new(to_u16(req.threshold_t), to_u16(req.threshold_n))?;
+    let threshold = Threshold::checked(u64::from(req.threshold_t), u64::from(req.threshold_n))?;
     let key_id = validate_key_id(&req.key_id)?;
 
     let mut seen = HashSet::new();
@@ -197,15 +196,7 @@ fn assign_indices(
 
 fn validate_message_hash(ty: SessionType, hash: &[u8]) -> Result<Option<Vec<u8>>, ApiError> {
     match ty {
-        SessionType::Sign if hash.len() == MESSAGE_HASH_LEN => Ok(Some(hash.to_vec())),
-        SessionType::Sign => Err(ApiError::new(
-            ErrorCode::InvalidMessageHash,
-            format!(
-                "invalid message hash: a sign session needs a {MESSAGE_HASH_LEN}-byte hash \
-                 (64 hex characters, no 0x), got {} bytes",
-                hash.len()
-            ),
-        )),
+        SessionType::Sign => mpc_proto::check_message_hash(hash).map(|h| Some(h.to_vec())),
         _ if hash.is_empty() => Ok(None),
         _ => Err(ApiError::invalid_argument(format!(
             "message_hash is only for sign sessions, not {ty}"

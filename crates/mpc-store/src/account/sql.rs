@@ -393,6 +393,20 @@ macro_rules! account_store_impl {
                 rows.iter().map(session_from_row).collect()
             }
 
+            async fn pending_sessions_of_account(
+                &self,
+                account_id: AccountId,
+            ) -> Result<Vec<AccountSessionRecord>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM account_sessions WHERE account_id = $1 AND status = 'pending'
+                     ORDER BY created_at",
+                )
+                .bind(uid(&account_id.0))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(session_from_row).collect()
+            }
+
             async fn finish_session(
                 &self,
                 session_id: SessionId,

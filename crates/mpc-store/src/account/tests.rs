@@ -259,6 +259,40 @@ crate::backend_tests!(
     sign_outcomes_leave_the_account_alone
 );
 
+async fn pending_sessions_of_one_account(t: TestDb) {
+    let s = store(&t).await;
+    let (account, _) = active_account(&*s).await;
+    let (other, _) = active_account(&*s).await;
+    let first = session(&*s, account, SessionType::Sign).await;
+    let done = session(&*s, account, SessionType::Sign).await;
+    let second = session(&*s, account, SessionType::Refresh).await;
+    let _elsewhere = session(&*s, other, SessionType::Sign).await;
+    let failed = SessionOutcome::Failed {
+        reason: "sign failed: aborted".into(),
+        blamed_party: None,
+    };
+    assert!(s.finish_session(done, &failed, now()).await.unwrap());
+    let pending: Vec<SessionId> = s
+        .pending_sessions_of_account(account)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.session_id)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.contains(&first) && pending.contains(&second));
+    assert!(
+        s.pending_sessions_of_account(AccountId::new_random())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+crate::backend_tests!(
+    pending_sessions_of_one_account,
+    pending_sessions_of_one_account
+);
+
 async fn recovery_replaces_the_lost_share_at_its_index(t: TestDb) {
     let s = store(&t).await;
     let (account, _) = active_account(&*s).await;
