@@ -28,9 +28,9 @@ pub struct KeygenParticipant {
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct KeygenRequest {
     #[schema(example = 3)]
-    pub threshold_n: u32,
+    pub threshold_n: u64,
     #[schema(example = 2)]
-    pub threshold_t: u32,
+    pub threshold_t: u64,
     /// Exactly `threshold_n` parties; indices are assigned in this order (0, 1, …).
     pub participants: Vec<KeygenParticipant>,
     /// Optional; unique when given.

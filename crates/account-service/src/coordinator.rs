@@ -83,6 +83,29 @@ impl CoordinatorClient {
         let mut client = self.inner.clone();
         call(self.timeout, client.get_session(request)).await
     }
+
+    /// Fails a session that has not ended; an ended one comes back as it is.
+    pub async fn cancel_session(
+        &self,
+        id: SessionId,
+        reason: &str,
+    ) -> Result<pb::SessionInfo, ApiError> {
+        let request = self.request(pb::CancelSessionRequest {
+            session_id: id.to_string(),
+            reason: reason.to_owned(),
+        })?;
+        let mut client = self.inner.clone();
+        call(self.timeout, client.cancel_session(request)).await
+    }
+
+    /// The party registry.
+    pub async fn list_parties(&self) -> Result<Vec<pb::RegisteredParty>, ApiError> {
+        let request = self.request(pb::ListPartiesRequest {})?;
+        let mut client = self.inner.clone();
+        Ok(call(self.timeout, client.list_parties(request))
+            .await?
+            .parties)
+    }
 }
 
 async fn call<T>(

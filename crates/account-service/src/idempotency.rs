@@ -80,18 +80,36 @@ where
     let execute = |run: F| async move {
         match run().await {
             Ok((body, target)) => match serde_json::to_string(&body) {
-                Ok(json) => (StatusCode::CREATED, json, target),
+                Ok(json) => (StatusCode::CREATED, json, target, None),
                 Err(e) => {
                     let e = ApiError::internal(&e);
-                    (e.code.http_status(), error_json(&e), AuditTarget::default())
+                    (
+                        e.code.http_status(),
+                        error_json(&e),
+                        AuditTarget::default(),
+                        None,
+                    )
                 }
             },
-            Err(e) => (e.code.http_status(), error_json(&e), AuditTarget::default()),
+            Err(e) => (
+                e.code.http_status(),
+                error_json(&e),
+                AuditTarget::default(),
+                e.retry_after,
+            ),
         }
     };
+    let with_retry_after = |mut response: Response, retry_after: Option<u32>| {
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    };
     let Some(raw) = headers.get(IDEMPOTENCY_HEADER) else {
-        let (status, body, target) = execute(run).await;
-        return json_response(status, body, target);
+        let (status, body, target, retry_after) = execute(run).await;
+        return with_retry_after(json_response(status, body, target), retry_after);
     };
     let key = match raw.to_str() {
         Ok(k) if !k.trim().is_empty() && k.len() <= MAX_KEY_LEN => k.trim().to_owned(),
@@ -125,8 +143,13 @@ where
     };
     match claim {
         IdempotencyClaim::Claimed => {
-            let (status, body, target) = execute(run).await;
-            let kept = if status.is_server_error() {
+            let (status, body, target, retry_after) = execute(run).await;
+            // A refusal for the moment (overloaded, a party unavailable, a dependency down) is
+            // not the request's answer: a retry with the same key must run it again.
+            let transient = status.is_server_error()
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || retry_after.is_some();
+            let kept = if transient {
                 store.release_idempotency_key(&key).await
             } else {
                 store
@@ -136,7 +159,7 @@ where
             if let Err(e) = kept {
                 tracing::warn!(error = %e, "could not record the idempotent response");
             }
-            json_response(status, body, target)
+            with_retry_after(json_response(status, body, target), retry_after)
         }
         IdempotencyClaim::Completed {
             request_hash: stored,

@@ -37,6 +37,8 @@ pub struct Caller {
     /// The API key id, or `bootstrap`.
     pub key_id: String,
     pub scope: ApiKeyScope,
+    /// When the key stops working, if it expires.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Caller {
@@ -134,6 +136,7 @@ impl ApiKeys {
             return Ok(Caller {
                 key_id: BOOTSTRAP_CALLER.to_owned(),
                 scope: ApiKeyScope::Admin,
+                expires_at: None,
             });
         }
         let record = self
@@ -154,6 +157,7 @@ impl ApiKeys {
         Ok(Caller {
             key_id: record.id.to_string(),
             scope: record.scope,
+            expires_at: record.expires_at,
         })
     }
 
@@ -274,10 +278,12 @@ mod tests {
         let admin = Caller {
             key_id: "a".into(),
             scope: ApiKeyScope::Admin,
+            expires_at: None,
         };
         let operator = Caller {
             key_id: "o".into(),
             scope: ApiKeyScope::Operator,
+            expires_at: None,
         };
         assert!(admin.require_admin().is_ok());
         assert_eq!(

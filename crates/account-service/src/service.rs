@@ -123,8 +123,7 @@ impl AccountService {
         &self,
         req: &KeygenRequest,
     ) -> Result<(KeygenResponse, AuditTarget), ApiError> {
-        let to_u16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-        let threshold = Threshold::new(to_u16(req.threshold_t), to_u16(req.threshold_n))?;
+        let threshold = Threshold::checked(req.threshold_t, req.threshold_n)?;
         let parties = validate::party_ids(req.participants.iter().map(|p| p.party_id.as_str()))?;
         let mut device_types = Vec::with_capacity(parties.len());
         for p in &req.participants {
@@ -268,7 +267,7 @@ impl AccountService {
     /// Guide §5.2 step 2: a sign session with exactly t of the account's parties.
     pub async fn sign(&self, req: &SignRequest) -> Result<(SignResponse, AuditTarget), ApiError> {
         let account_id = AccountId::parse(&req.account_id)?;
-        let hash = validate::parse_message_hash(&req.message_hash)?;
+        let hash = mpc_proto::parse_message_hash(&req.message_hash)?;
         let signers = validate::party_ids(req.participants.iter().map(|p| p.party_id.as_str()))?;
         let (account, public_key, shares) =
             self.keyed_account(account_id, "signing", false).await?;
@@ -320,6 +319,23 @@ impl AccountService {
             .await?;
         self.record(created.session_id, account_id, SessionType::Sign, None)
             .await?;
+        // A suspension between the check above and the record would not have seen this
+        // session: look again now that it is recorded (either this sees the suspension, or
+        // the suspension's cancel sees the session).
+        let now_status = self.store.get_account(account_id).await?.map(|a| a.status);
+        if now_status != Some(AccountStatus::Active) {
+            if let Err(e) = self
+                .coordinator
+                .cancel_session(created.session_id, "account suspended")
+                .await
+            {
+                tracing::warn!(session_id = %created.session_id, error = %e, "cannot cancel the sign session of an account suspended meanwhile");
+            }
+            return Err(ApiError::new(
+                ErrorCode::AccountSuspended,
+                "account is suspended: signing is not allowed until it is activated",
+            ));
+        }
         tracing::info!(session_id = %created.session_id, %account_id, "sign session created");
         Ok((
             SignResponse {
@@ -511,7 +527,43 @@ impl AccountService {
                 ),
             ));
         }
+        if suspend {
+            self.cancel_open_signs(id).await?;
+        }
         self.metrics.refresh(&*self.store).await;
         Ok(account)
+    }
+
+    /// Fails every sign session of the account that has not ended: a suspended account signs
+    /// nothing more, also not through a session created before the suspension. A session that
+    /// completed before the cancel reached it was signed before the suspension took effect.
+    async fn cancel_open_signs(&self, id: AccountId) -> Result<(), ApiError> {
+        let open = self.store.pending_sessions_of_account(id).await?;
+        let mut not_cancelled = 0usize;
+        for session in open.iter().filter(|s| s.session_type == SessionType::Sign) {
+            match self
+                .coordinator
+                .cancel_session(session.session_id, "account suspended")
+                .await
+            {
+                Ok(info) => {
+                    tracing::info!(session_id = %session.session_id, account_id = %id, status = %session_status_name(info.status), "open sign session of a suspended account cancelled");
+                }
+                Err(e) if e.code == ErrorCode::SessionNotFound => {}
+                Err(e) => {
+                    tracing::warn!(session_id = %session.session_id, account_id = %id, error = %e, "cannot cancel a sign session of a suspended account");
+                    not_cancelled += 1;
+                }
+            }
+        }
+        if not_cancelled > 0 {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the account is suspended, but {not_cancelled} of its open sign sessions could not be cancelled (the session coordinator did not answer): suspend it again to retry"
+                ),
+            ));
+        }
+        Ok(())
     }
 }

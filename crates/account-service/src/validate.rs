@@ -9,38 +9,6 @@ use mpc_store::account::ShareType;
 const MAX_DEVICE_TYPE_LEN: usize = 50;
 const MAX_NAME_LEN: usize = 255;
 
-/// A 32-byte hash from 64 hex characters; a `0x`/`0X` prefix is accepted and stripped.
-pub fn parse_message_hash(raw: &str) -> Result<[u8; 32], ApiError> {
-    let invalid = |detail: String| {
-        ApiError::new(
-            ErrorCode::InvalidMessageHash,
-            format!("invalid message hash: {detail}"),
-        )
-    };
-    let hex_part = raw
-        .strip_prefix("0x")
-        .or_else(|| raw.strip_prefix("0X"))
-        .unwrap_or(raw);
-    if let Some((position, c)) = hex_part
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_hexdigit())
-    {
-        return Err(invalid(format!(
-            "expected hex digits, found {c:?} at position {position}"
-        )));
-    }
-    if hex_part.len() != 64 {
-        return Err(invalid(format!(
-            "expected 64 hex characters (32 bytes), got {}",
-            hex_part.len()
-        )));
-    }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hex_part, &mut out)
-        .map_err(|_| invalid("expected 64 hex characters (32 bytes)".into()))?;
-    Ok(out)
-}
-
 /// `server`, `android`, `ios`, `recovery`, …: at most 50 characters from `A-Za-z0-9_-.`.
 pub fn device_type(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw.map(str::trim) {
@@ -130,41 +98,8 @@ pub fn storage_location(
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
 
     use super::*;
-
-    #[test]
-    fn message_hash_accepts_64_hex_with_or_without_0x() {
-        let hex64 = "ab".repeat(32);
-        assert_eq!(parse_message_hash(&hex64).unwrap(), [0xab; 32]);
-        assert_eq!(
-            parse_message_hash(&format!("0x{hex64}")).unwrap(),
-            [0xab; 32]
-        );
-        assert_eq!(
-            parse_message_hash(&format!("0X{}", hex64.to_uppercase())).unwrap(),
-            [0xab; 32]
-        );
-    }
-
-    #[test]
-    fn message_hash_errors_say_what_is_wrong() {
-        let short = parse_message_hash("abcd").unwrap_err();
-        assert_eq!(short.code, ErrorCode::InvalidMessageHash);
-        assert_eq!(
-            short.message,
-            "invalid message hash: expected 64 hex characters (32 bytes), got 4"
-        );
-        let bad = parse_message_hash(&format!("{}zz", "a".repeat(62))).unwrap_err();
-        assert_eq!(
-            bad.message,
-            "invalid message hash: expected hex digits, found 'z' at position 62"
-        );
-        assert!(parse_message_hash("").is_err());
-        assert!(parse_message_hash("0x").is_err());
-        assert!(parse_message_hash(&"a".repeat(66)).is_err());
-    }
 
     #[test]
     fn share_types_and_locations() {
@@ -202,24 +137,5 @@ mod tests {
         }
         assert!(username(Some("")).is_err());
         assert!(username(Some("alice")).is_ok());
-    }
-
-    proptest! {
-        #[test]
-        fn message_hash_parser_is_total_and_exact(s in "\\PC{0,80}") {
-            match parse_message_hash(&s) {
-                Ok(bytes) => {
-                    let stripped = s.trim_start_matches("0x").trim_start_matches("0X");
-                    prop_assert_eq!(hex::encode(bytes), stripped.to_ascii_lowercase());
-                }
-                Err(e) => prop_assert_eq!(e.code, ErrorCode::InvalidMessageHash),
-            }
-        }
-
-        #[test]
-        fn any_32_bytes_round_trip(bytes in any::<[u8; 32]>(), prefix in any::<bool>()) {
-            let text = format!("{}{}", if prefix { "0x" } else { "" }, hex::encode(bytes));
-            prop_assert_eq!(parse_message_hash(&text).unwrap(), bytes);
-        }
     }
 }

@@ -236,6 +236,27 @@ impl CoordinatorClient {
             )
         })
     }
+
+    /// Announces this party to the registry (a start or a heartbeat).
+    pub async fn announce_party(
+        &self,
+        announcement: coordinator::AnnouncePartyRequest,
+    ) -> Result<coordinator::AnnouncePartyResponse, ApiError> {
+        let request = self.authorized(announcement)?;
+        let mut inner = self.inner.clone();
+        call("coordinator", self.timeout, inner.announce_party(request)).await
+    }
+
+    /// The party registry, live or not.
+    pub async fn list_parties(&self) -> Result<Vec<coordinator::RegisteredParty>, ApiError> {
+        let request = self.authorized(coordinator::ListPartiesRequest {})?;
+        let mut inner = self.inner.clone();
+        Ok(
+            call("coordinator", self.timeout, inner.list_parties(request))
+                .await?
+                .parties,
+        )
+    }
 }
 
 /// The Message Router's gRPC API (`mpc.router.v1`).

@@ -4,9 +4,11 @@
 //! (DESIGN.md §1.4).
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod clients;
 pub mod party;
 
+pub use announce::{Announcer, Registered};
 pub use clients::{ClientOptions, CoordinatorClient, MailboxRef, RouterClient};
 pub use party::{
     DriverOptions, MailboxTransport, PartyContext, PartyError, PartyOutcome, PartyOutput,

@@ -24,7 +24,6 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, ClusterBuilder, DEADLINE};
 use crate::http::{self, HttpResponse};
-use crate::services::bind;
 
 /// Changes the Account Service's configuration before it starts (e.g. a short session
 /// lifetime).
@@ -42,6 +41,7 @@ pub struct AccountHandle {
 
 /// What the cluster hands the Account Service when it starts it.
 pub(crate) struct AccountSetup {
+    pub(crate) listener: (tokio::net::TcpListener, SocketAddr),
     pub(crate) db: TestDb,
     pub(crate) access_seed: [u8; 32],
     pub(crate) queue: Option<String>,
@@ -77,7 +77,7 @@ pub(crate) async fn start(setup: AccountSetup, cluster: &Cluster, stop: Shutdown
             .await
             .unwrap_or_else(|e| panic!("declaring the account service's queue: {e}")),
     );
-    let (listener, addr) = bind().await;
+    let (listener, addr) = setup.listener;
     let resources = AccountResources {
         db: setup.db.db.clone(),
         bus: cluster.bus(),

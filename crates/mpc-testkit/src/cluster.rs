@@ -24,6 +24,8 @@ use tokio::task::JoinHandle;
 
 use crate::account::{AccountHandle, AccountSetup, AccountTweak};
 use crate::party_api::{PartyApiHandle, PartyApiKeys, random32};
+use session_coordinator::registry::RegistryConfig;
+
 use crate::services::{Service, bind, start_coordinator, start_router};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +54,7 @@ pub struct ClusterBuilder {
     party_api: bool,
     pub(crate) account_service: bool,
     pub(crate) account_tweak: Option<AccountTweak>,
+    registry: RegistryConfig,
 }
 
 impl Default for ClusterBuilder {
@@ -68,6 +71,7 @@ impl Default for ClusterBuilder {
             party_api: false,
             account_service: false,
             account_tweak: None,
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -131,6 +135,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// The coordinator's party registry (heartbeat interval, liveness timeout, enforcement).
+    pub fn registry(mut self, registry: RegistryConfig) -> Self {
+        self.registry = registry;
+        self
+    }
+
     /// Also runs the Server Party API (`Cluster::party_api`), trusted by the server parties as
     /// a delegate and pinning them.
     pub fn party_api(mut self, on: bool) -> Self {
@@ -170,6 +180,7 @@ impl ClusterBuilder {
             bus.clone(),
             &seed,
             &service_token,
+            self.registry,
             shutdown.child_token(),
         )
         .await;
@@ -217,6 +228,8 @@ impl ClusterBuilder {
         let account_setup = match self.account_service {
             false => None,
             true => Some(AccountSetup {
+                // Bound now: the Server Party API, which starts first, asks it about API keys.
+                listener: bind().await,
                 db: fresh_db(self.backend).await?,
                 access_seed: party_api_keys
                     .as_ref()
@@ -252,8 +265,12 @@ impl ClusterBuilder {
         }
         if let Some(keys) = party_api_keys {
             let stop = cluster.shutdown.child_token();
-            cluster.party_api =
-                Some(crate::party_api::start(keys, &cluster, cluster.driver, stop).await);
+            let account_url = account_setup
+                .as_ref()
+                .map(|a| format!("http://{}", a.listener.1));
+            cluster.party_api = Some(
+                crate::party_api::start(keys, &cluster, cluster.driver, account_url, stop).await,
+            );
         }
         if let Some(setup) = account_setup {
             let stop = cluster.shutdown.child_token();
@@ -443,6 +460,7 @@ impl Cluster {
         config.max_concurrent_sessions = self.max_concurrent_sessions;
         config.driver = self.driver;
         config.shutdown_grace = Duration::from_secs(5);
+        config.service_token = Some(SecretString::from(self.service_token.clone()));
         config
     }
 
@@ -520,6 +538,11 @@ impl Cluster {
                 };
             }
         }
+        // Ready once it announced itself to the coordinator's registry: before that, sessions
+        // naming it are refused (`unknown_party` / `party_unavailable`).
+        crate::http::wait_ready(http_addr, DEADLINE)
+            .await
+            .unwrap_or_else(|e| panic!("server party {} is not ready: {e}", i + 1));
         self.parties[i].http = Some(http_addr);
         self.parties[i].running = Some(RunningParty { stop, task, db });
         Ok(())

@@ -86,6 +86,23 @@ pub async fn get(addr: SocketAddr, path: &str) -> Result<HttpResponse, String> {
     request(addr, "GET", path, &[], None).await
 }
 
+/// Polls `/readyz` until it answers 200, for at most `within`; the last answer when it never
+/// does.
+pub async fn wait_ready(addr: SocketAddr, within: std::time::Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match get(addr, "/readyz").await {
+            Ok(r) if r.status == 200 => return Ok(()),
+            Ok(r) => format!("{} {}", r.status, r.body),
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// `GET http://{addr}{path}` with extra headers.
 pub async fn get_with(
     addr: SocketAddr,

@@ -53,6 +53,8 @@ pub struct PartyApiHandle {
     /// Its identity key (a delegate for the server parties).
     pub identity: IdentityPublicKey,
     keys: PartyApiKeys,
+    /// The Account Service it asks about API keys, when the cluster has one.
+    account_url: Option<String>,
     stop: Shutdown,
     task: JoinHandle<Result<(), PartyApiError>>,
 }
@@ -99,6 +101,7 @@ pub(crate) async fn start(
     keys: PartyApiKeys,
     cluster: &Cluster,
     driver: DriverOptions,
+    account_url: Option<String>,
     stop: Shutdown,
 ) -> PartyApiHandle {
     let mut config = PartyApiConfig::new(
@@ -113,6 +116,10 @@ pub(crate) async fn start(
         Some(AccessTokenSigner::from_seed(&keys.access_seed).public_key());
     config.trust = cluster.pins();
     config.driver = driver;
+    config.account_service_url = account_url.clone();
+    // Short, so that a revoked key stops working quickly in tests.
+    config.api_key_cache_ttl = std::time::Duration::from_millis(500);
+    config.service_token = Some(SecretString::from(cluster.service_token().to_owned()));
     let (listener, addr) = bind().await;
     let mut task = tokio::spawn(server_party_api::serve(
         config,
@@ -137,6 +144,7 @@ pub(crate) async fn start(
         api_key: keys.api_key.clone(),
         identity: keys.identity(),
         keys,
+        account_url,
         stop,
         task,
     }
@@ -169,9 +177,10 @@ impl Cluster {
         let Some(running) = self.party_api.take() else {
             return;
         };
+        let account_url = running.account_url.clone();
         let keys = running.stop().await;
         let stop = self.shutdown.child_token();
-        self.party_api = Some(start(keys, self, self.driver, stop).await);
+        self.party_api = Some(start(keys, self, self.driver, account_url, stop).await);
     }
 
     pub(crate) async fn stop_party_api(&mut self) {

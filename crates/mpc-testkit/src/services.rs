@@ -36,6 +36,7 @@ pub(crate) async fn start_coordinator(
     bus: Arc<dyn EventBus>,
     seed: &[u8; 32],
     service_token: &str,
+    registry: session_coordinator::registry::RegistryConfig,
     shutdown: Shutdown,
 ) -> Service {
     let seed_b64 = base64::engine::general_purpose::STANDARD.encode(seed);
@@ -45,6 +46,7 @@ pub(crate) async fn start_coordinator(
     config.outbox_interval = Duration::from_millis(200);
     config.watch_poll_interval = Duration::from_millis(500);
     config.service_token = Some(SecretString::from(service_token.to_owned()));
+    config.registry = registry;
     let (http, http_addr) = bind().await;
     let (grpc, grpc_addr) = bind().await;
     let resources = CoordinatorResources {

@@ -23,6 +23,10 @@ pub const DEFAULT_MAX_REQUEST_TIME: Duration = Duration::from_secs(600);
 pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 16;
 /// A 16-party share is ~1.5 MB, ~3 MB as hex: room for that and the JSON around it.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// A key the Account Service accepted is trusted this long without asking again.
+pub const DEFAULT_API_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// The API's id in the coordinator's party registry.
+pub const DEFAULT_REGISTRY_ID: &str = "server-party-api";
 
 /// The API's Ed25519 identity seed. The server parties pin its public key as a *delegate*.
 #[derive(Clone)]
@@ -76,6 +80,16 @@ pub struct PartyApiConfig {
     pub body_limit: usize,
     pub driver: DriverOptions,
     pub client: ClientOptions,
+    /// The Account Service's base URL (`MPC_ACCOUNT_SERVICE_URL`): when set, the API keys it
+    /// made are accepted too (asked for, and remembered for `api_key_cache_ttl`).
+    pub account_service_url: Option<String>,
+    /// How long a key the Account Service accepted is trusted without asking again: a
+    /// revocation or expiry takes effect here within this time.
+    pub api_key_cache_ttl: Duration,
+    /// The id under which the API announces itself to the coordinator's party registry.
+    pub registry_id: String,
+    /// The coordinator's service token (`MPC_SERVICE_TOKEN`), for the registry announcements.
+    pub service_token: Option<SecretString>,
 }
 
 impl fmt::Debug for PartyApiConfig {
@@ -101,6 +115,13 @@ impl fmt::Debug for PartyApiConfig {
             .field("trust", &self.trust)
             .field("max_request_time", &self.max_request_time)
             .field("max_concurrent_sessions", &self.max_concurrent_sessions)
+            .field("account_service_url", &self.account_service_url)
+            .field("api_key_cache_ttl", &self.api_key_cache_ttl)
+            .field("registry_id", &self.registry_id)
+            .field(
+                "service_token",
+                &self.service_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +150,10 @@ impl PartyApiConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             driver: DriverOptions::default(),
             client: ClientOptions::default(),
+            account_service_url: None,
+            api_key_cache_ttl: DEFAULT_API_KEY_CACHE_TTL,
+            registry_id: DEFAULT_REGISTRY_ID.into(),
+            service_token: None,
         }
     }
 
@@ -143,12 +168,21 @@ impl PartyApiConfig {
                 "max_request_time must be positive".into(),
             ));
         }
-        if self.api_keys.is_empty() && self.access_token_public_key.is_none() {
+        if self.api_keys.is_empty()
+            && self.access_token_public_key.is_none()
+            && self.account_service_url.is_none()
+        {
             return Err(PartyApiError::Config(
-                "no way to authenticate callers: set MPC_API_KEY or MPC_ACCESS_TOKEN_PUBLIC_KEY"
+                "no way to authenticate callers: set MPC_API_KEY, MPC_ACCOUNT_SERVICE_URL or MPC_ACCESS_TOKEN_PUBLIC_KEY"
                     .into(),
             ));
         }
+        mpc_proto::PartyId::parse(&self.registry_id).map_err(|e| {
+            PartyApiError::Config(format!(
+                "registry_id (MPC_PARTY_API_PARTY_ID): {}",
+                e.message
+            ))
+        })?;
         TokenVerifier::from_public_key(&self.join_token_public_key).map_err(|_| {
             PartyApiError::Config("the join-token public key is not an Ed25519 key".into())
         })
@@ -237,6 +271,23 @@ impl PartyApiConfig {
                 .parse()
                 .map_err(|_| invalid("MPC_PARTY_API_MAX_SESSIONS", "expected a number"))?;
         }
+        config.account_service_url = var("MPC_ACCOUNT_SERVICE_URL")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if let Some(v) = var("MPC_PARTY_API_KEY_CACHE_SECS") {
+            config.api_key_cache_ttl = Duration::from_secs(
+                v.trim()
+                    .parse()
+                    .map_err(|_| invalid("MPC_PARTY_API_KEY_CACHE_SECS", "expected seconds"))?,
+            );
+        }
+        if let Some(v) = var("MPC_PARTY_API_PARTY_ID") {
+            config.registry_id = v.trim().to_owned();
+        }
+        config.service_token = var("MPC_SERVICE_TOKEN")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
         config.trust = trust_from_vars(&var)?;
         config.validate()?;
         Ok(config)

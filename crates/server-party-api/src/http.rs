@@ -47,8 +47,11 @@ pub(crate) fn router(
             "/api/v1/recovery/new-user-share",
             post(recovery_new_user_share),
         )
-        // Before the body is read: an unauthenticated caller learns nothing from our parser.
-        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate))
+        // Before the body is parsed: an unauthenticated caller learns nothing from our parser.
+        .route_layer(middleware::from_fn_with_state(
+            (api.clone(), body_limit),
+            authenticate,
+        ))
         .with_state(api);
     let app = Router::new()
         .route(
@@ -66,14 +69,37 @@ pub(crate) fn router(
     mpc_service::with_body_limit(app, body_limit)
 }
 
-async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: Next) -> Response {
-    match api.auth.authenticate(request.headers()) {
+async fn authenticate(
+    State((api, body_limit)): State<(Arc<Api>, usize)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match api.auth.authenticate(request.headers()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => refuse_after_draining(request, body_limit, e).await,
     }
+}
+
+/// A refusal that reaches the caller whole. Answering before the request body was read and
+/// then dropping the connection makes the kernel reset it while the client is still sending,
+/// and the client may lose the answer with the reset (seen as ~1% of refused keep-alive
+/// POSTs). So the body is read and dropped first (never parsed), up to the body limit; a
+/// larger one gets the answer with `Connection: close`.
+async fn refuse_after_draining(request: Request, body_limit: usize, error: ApiError) -> Response {
+    let drained = axum::body::to_bytes(request.into_body(), body_limit)
+        .await
+        .is_ok();
+    let mut response = error.into_response();
+    if !drained {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 fn target(session_id: &str, party_id: &str, join_token: String) -> Result<Target, ApiError> {
@@ -89,10 +115,15 @@ fn target(session_id: &str, party_id: &str, join_token: String) -> Result<Target
     })
 }
 
-/// `user_public_key`: absent, null or empty means "do not seal".
+/// `user_public_key`: absent or null means "do not seal". An empty or blank string is a client
+/// that meant to seal and lost its key on the way: handing it the share unsealed would be
+/// exactly what it wanted to avoid, so it is a 400.
 fn device_key(user_public_key: Option<&str>) -> Result<Option<DevicePublicKey>, ApiError> {
-    match user_public_key.map(str::trim).filter(|k| !k.is_empty()) {
+    match user_public_key.map(str::trim) {
         None => Ok(None),
+        Some("") => Err(ApiError::invalid_argument(
+            "user_public_key is empty: send the device's P-256 public key (SEC1 hex) to seal the share to it, or leave the field out to receive the share wrapped only",
+        )),
         Some(hex) => DevicePublicKey::from_hex(hex).map(Some).map_err(|_| {
             ApiError::invalid_argument(
                 "user_public_key must be a P-256 public key: SEC1 hex, 33 bytes (compressed) or 65 bytes (uncompressed)",
@@ -139,12 +170,7 @@ async fn sign_with_user_share(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<SignWithUserShareRequest>,
 ) -> Result<ApiJson<SignatureResponse>, ApiError> {
-    let message_hash = MessageHash::from_hex(req.message_hash.trim()).map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidMessageHash,
-            "message_hash must be 32 bytes as 64 hex characters",
-        )
-    })?;
+    let message_hash = MessageHash::new(mpc_proto::parse_message_hash(&req.message_hash)?);
     let ids = (req.session_id.clone(), req.party_id.clone());
     let target = target(&req.session_id, &req.party_id, req.join_token)?;
     let work = Work::Sign {

@@ -74,8 +74,19 @@ pub async fn serve(
         .map(|key| AccessTokenVerifier::from_public_key(&key))
         .transpose()
         .map_err(|e| PartyApiError::Config(format!("access-token public key: {}", e.message)))?;
-    let auth = Arc::new(HeaderAuthenticator::new(config.api_keys.clone(), access));
-    serve_with(config, auth, listeners, shutdown).await
+    // reqwest (for the Account Service) needs a TLS provider even for http:// URLs; the `mpc`
+    // binary installs ring, and installing it again is harmlessly refused.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut auth = HeaderAuthenticator::new(config.api_keys.clone(), access);
+    if let Some(url) = &config.account_service_url {
+        let keys =
+            auth::AccountKeys::new(url, config.api_key_cache_ttl, config.client.request_timeout)
+                .map_err(|e| {
+                    PartyApiError::Config(format!("MPC_ACCOUNT_SERVICE_URL: {}", e.message))
+                })?;
+        auth = auth.with_account_keys(keys);
+    }
+    serve_with(config, Arc::new(auth), listeners, shutdown).await
 }
 
 /// [`serve`] with another way to authenticate callers.
@@ -89,8 +100,11 @@ pub async fn serve_with(
     let identity = config.identity_seed.key();
     let identity_public = identity.public_key();
     let client = |e: mpc_proto::ApiError| PartyApiError::Config(e.message);
-    let coordinator =
+    let mut coordinator =
         CoordinatorClient::new(&config.coordinator_endpoint, config.client).map_err(client)?;
+    if let Some(token) = &config.service_token {
+        coordinator = coordinator.with_service_token(token.clone());
+    }
     let router = RouterClient::new(&config.router_endpoint, config.client).map_err(client)?;
     let stop = shutdown.child_token();
     let ctx = PartyContext {
@@ -103,6 +117,9 @@ pub async fn serve_with(
         cancel: stop.clone(),
         progress: None,
     };
+    let registry_id = mpc_proto::PartyId::parse(&config.registry_id)
+        .map_err(|e| PartyApiError::Config(e.message))?;
+    let identity_for_registry = ctx.identity.clone();
     let metrics = Metrics::new(SERVICE);
     let api = Arc::new(session::Api {
         ctx,
@@ -126,6 +143,16 @@ pub async fn serve_with(
             "no party is pinned (MPC_PARTY_API_PINNED): every session will fail the trust check"
         );
     }
+    let running = api.clone();
+    let (_registered, announcer) = mpc_client::Announcer {
+        coordinator: api.ctx.coordinator.clone(),
+        identity: identity_for_registry,
+        party_id: registry_id,
+        kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::PartyApi,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        active_sessions: Arc::new(move || running.active_sessions()),
+    }
+    .spawn(stop.clone());
     let app = http::router(api, identity_public, &metrics, readiness, config.body_limit);
     tracing::info!(
         http = ?listeners.http.local_addr().ok(),
@@ -136,6 +163,7 @@ pub async fn serve_with(
     );
     let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;
     stop.cancel();
+    let _ = announcer.await;
     tracing::info!("server party API stopped");
     served.map_err(PartyApiError::Http)
 }

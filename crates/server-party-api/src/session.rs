@@ -114,6 +114,12 @@ fn failed_precondition(message: impl Into<String>) -> ApiError {
 }
 
 impl Api {
+    /// Sessions this API is taking part in now (for the registry's heartbeat).
+    pub(crate) fn active_sessions(&self) -> u32 {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        u32::try_from(running.len()).unwrap_or(u32::MAX)
+    }
+
     /// Runs the request's session to its end (or refuses it before joining).
     pub(crate) async fn handle(
         self: &Arc<Self>,
@@ -307,6 +313,20 @@ impl Api {
             .iter()
             .find(|p| p.party_id == claims.pid.as_str())
             .ok_or_else(ApiError::invalid_join_token)?;
+        // The API stands in for devices only. A participant declared a server party, or one
+        // whose id is a server party this API knows, is not a device: joining for it would hand
+        // the caller a server's share (and with it a whole threshold).
+        if mpc_proto::is_server_device_type(&me.device_type)
+            || self.ctx.trust.pinned().contains_key(&claims.pid)
+        {
+            return Err(ApiError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "party {} is a server party in this session: the Server Party API acts only for device participants",
+                    claims.pid
+                ),
+            ));
+        }
         if me.status != i32::from(pb::ParticipantStatus::Invited) {
             return Err(failed_precondition(format!(
                 "party {} already joined this session (is another request for it running?)",

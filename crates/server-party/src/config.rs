@@ -9,6 +9,7 @@ use base64::Engine;
 use mpc_client::{ClientOptions, DriverOptions, TrustPolicy};
 use mpc_proto::{PartyId, TokenVerifier};
 use mpc_protocol::{IdentityPublicKey, SealingKey};
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::error::PartyServiceError;
@@ -47,6 +48,8 @@ pub struct PartyConfig {
     pub client: ClientOptions,
     /// After shutdown, how long running sessions get to report their failure and end.
     pub shutdown_grace: Duration,
+    /// The coordinator's service token (`MPC_SERVICE_TOKEN`), for the registry announcements.
+    pub service_token: Option<SecretString>,
 }
 
 impl fmt::Debug for PartyConfig {
@@ -68,6 +71,10 @@ impl fmt::Debug for PartyConfig {
             .field(
                 "join_token_public_key",
                 &hex::encode(self.join_token_public_key),
+            )
+            .field(
+                "service_token",
+                &self.service_token.as_ref().map(|_| "[REDACTED]"),
             )
             .finish_non_exhaustive()
     }
@@ -91,6 +98,7 @@ impl PartyConfig {
             driver: DriverOptions::default(),
             client: ClientOptions::default(),
             shutdown_grace: Duration::from_secs(10),
+            service_token: None,
         }
     }
 
@@ -174,6 +182,10 @@ impl PartyConfig {
                 .parse()
                 .map_err(|_| invalid("MPC_PARTY_MAX_SESSIONS", "expected a number"))?;
         }
+        config.service_token = var("MPC_SERVICE_TOKEN")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from);
         config.trust = trust_from_vars(&var)?;
         config.validate()?;
         Ok(config)

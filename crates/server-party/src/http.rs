@@ -25,13 +25,21 @@ pub struct IdentityResponse {
 pub(crate) struct PartyReadiness {
     pub(crate) db: Db,
     pub(crate) bus: Arc<dyn EventBus>,
+    /// Announced to the coordinator's registry: until then, sessions naming this party are
+    /// refused, so the party is not ready.
+    pub(crate) registered: mpc_client::Registered,
 }
 
 #[async_trait]
 impl Readiness for PartyReadiness {
     async fn ready(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|_| "database".to_owned())?;
-        self.bus.ping().await.map_err(|_| "event bus".to_owned())
+        self.bus.ping().await.map_err(|_| "event bus".to_owned())?;
+        if self.registered.is_registered() {
+            Ok(())
+        } else {
+            Err("not registered with the session coordinator yet".to_owned())
+        }
     }
 }
 

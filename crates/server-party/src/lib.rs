@@ -102,10 +102,14 @@ pub async fn serve(
     let identity_public = identity.public_key();
     let stop = shutdown.child_token();
     let client = |e: mpc_proto::ApiError| PartyServiceError::Config(e.message);
+    let mut coordinator =
+        CoordinatorClient::new(&config.coordinator_endpoint, config.client).map_err(client)?;
+    if let Some(token) = &config.service_token {
+        coordinator = coordinator.with_service_token(token.clone());
+    }
     let ctx = PartyContext {
         identity: Arc::new(identity),
-        coordinator: CoordinatorClient::new(&config.coordinator_endpoint, config.client)
-            .map_err(client)?,
+        coordinator,
         router: RouterClient::new(&config.router_endpoint, config.client).map_err(client)?,
         token_verifier: verifier,
         trust: config.trust.clone(),
@@ -123,9 +127,20 @@ pub async fn serve(
         running: Mutex::new(HashSet::new()),
         metrics: metrics::PartyMetrics::register(&metrics),
     });
+    let sessions = party.clone();
+    let (registered, announcer) = mpc_client::Announcer {
+        coordinator: party.ctx.coordinator.clone(),
+        identity: party.ctx.identity.clone(),
+        party_id: config.party_id.clone(),
+        kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::Server,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        active_sessions: Arc::new(move || sessions.active_sessions()),
+    }
+    .spawn(stop.clone());
     let readiness = Arc::new(http::PartyReadiness {
         db: resources.db.clone(),
         bus: resources.bus.clone(),
+        registered,
     });
     let app = http::router(&config.party_id, identity_public, &metrics, readiness);
     tracing::info!(
@@ -152,6 +167,7 @@ pub async fn serve(
     {
         tracing::error!(party_id = %config.party_id, "the event consumer panicked");
     }
+    let _ = announcer.await;
     tracing::info!(party_id = %config.party_id, "server party stopped");
     served.map_err(PartyServiceError::Http)
 }

@@ -45,6 +45,14 @@ pub(crate) struct Party {
     pub(crate) metrics: PartyMetrics,
 }
 
+impl Party {
+    /// Sessions running here now (for the registry's heartbeat).
+    pub(crate) fn active_sessions(&self) -> u32 {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        u32::try_from(running.len()).unwrap_or(u32::MAX)
+    }
+}
+
 const PATTERNS: [&str; 1] = ["session.*"];
 const BUS_RETRY: Duration = Duration::from_secs(1);
 

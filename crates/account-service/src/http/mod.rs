@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod mpc;
 pub mod openapi;
+mod parties;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +122,8 @@ pub fn router(
             delete(admin::revoke_api_key),
         )
         .route("/api/v1/audit-logs", get(admin::audit_logs))
+        .route("/api/v1/parties", get(parties::list_parties))
+        .route("/api/v1/api-keys/self", get(parties::api_key_self))
         .with_state(state.clone())
         // Only matched routes need a key: an unknown path is a 404 for everyone.
         .route_layer(from_fn_with_state(keys, require_api_key))

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, mpc};
+use super::{accounts, admin, mpc, parties};
 use crate::api;
 
 #[derive(OpenApi)]
@@ -30,6 +30,8 @@ use crate::api;
         admin::list_api_keys,
         admin::revoke_api_key,
         admin::audit_logs,
+        parties::list_parties,
+        parties::api_key_self,
     ),
     components(schemas(
         api::KeygenRequest,
@@ -55,12 +57,16 @@ use crate::api;
         api::AuditLogPage,
         api::ErrorResponse,
         api::ErrorDetail,
+        parties::PartyView,
+        parties::PartyList,
+        parties::ApiKeySelf,
     )),
     modifiers(&ApiKeyHeader),
     tags(
         (name = "mpc", description = "Keygen and sign sessions (integration guide §5)"),
         (name = "accounts", description = "Accounts, share metadata, refresh, recovery, access tokens"),
         (name = "admin", description = "API keys and the audit log (admin keys only)"),
+        (name = "parties", description = "The server parties registered with the coordinator"),
     )
 )]
 pub struct ApiDoc;

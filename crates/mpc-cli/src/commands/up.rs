@@ -258,6 +258,7 @@ async fn up(args: UpArgs) -> Result<()> {
         config.coordinator_endpoint = endpoints.coordinator_grpc.clone();
         config.router_endpoint = endpoints.router_grpc.clone();
         config.trust = trust.clone();
+        config.service_token = Some(SecretString::from(secrets.service_token.clone()));
         let resources = server_party::PartyResources {
             db,
             bus: bus.clone(),
@@ -285,6 +286,9 @@ async fn up(args: UpArgs) -> Result<()> {
     party_api.api_keys = vec![SecretString::from(api_key.clone())];
     party_api.access_token_public_key = Some(secrets.access_token_signer()?.public_key());
     party_api.trust = trust.clone();
+    party_api.service_token = Some(SecretString::from(secrets.service_token.clone()));
+    // The keys made with `POST /api/v1/admin/api-keys` work here too.
+    party_api.account_service_url = Some(endpoints.account.clone());
     let l = server_party_api::PartyApiListeners {
         http: listeners.party_api,
     };

@@ -335,19 +335,10 @@ impl Topology {
                 ("MPC_PARTY_BUS_QUEUE", &party_queues[i]),
                 ("MPC_PARTY_PINNED", &pins(Some(i))),
                 ("MPC_PARTY_DELEGATES", &party_api_identity),
+                ("MPC_SERVICE_TOKEN", &s.service_token),
             ]));
             parties.push(e);
         }
-        let party_api = with(&[
-            ("MPC_JOIN_TOKEN_PUBLIC_KEY", &join_token_public_key),
-            ("MPC_COORDINATOR_GRPC", &coordinator_grpc),
-            ("MPC_ROUTER_GRPC", &router_a),
-            ("MPC_PARTY_API_IDENTITY_SEED", &s.party_api_identity_seed),
-            ("MPC_PARTY_API_SHARE_KEY", &s.party_api_share_key),
-            ("MPC_API_KEY", &s.api_key),
-            ("MPC_ACCESS_TOKEN_PUBLIC_KEY", &access_token_public_key),
-            ("MPC_PARTY_API_PINNED", &pins(None)),
-        ]);
         let account = with(&[
             ("MPC_DATABASE_SCHEMA", &schema("account")),
             ("MPC_ACCESS_TOKEN_SEED", &s.access_token_seed),
@@ -360,6 +351,26 @@ impl Topology {
             sys.start_new(name, "party", e, &["MPC_PARTY_HTTP_ADDR"])
                 .await;
         }
+        // The Account Service first: the Server Party API asks it about the API keys it made.
+        sys.start_new("account", "account", account, &["MPC_ACCOUNT_HTTP_ADDR"])
+            .await;
+        let account_url = format!(
+            "http://{}",
+            sys.services["account"].env["MPC_ACCOUNT_HTTP_ADDR"]
+        );
+        let s = &sys.secrets;
+        let party_api = with(&[
+            ("MPC_JOIN_TOKEN_PUBLIC_KEY", &join_token_public_key),
+            ("MPC_COORDINATOR_GRPC", &coordinator_grpc),
+            ("MPC_ROUTER_GRPC", &router_a),
+            ("MPC_PARTY_API_IDENTITY_SEED", &s.party_api_identity_seed),
+            ("MPC_PARTY_API_SHARE_KEY", &s.party_api_share_key),
+            ("MPC_API_KEY", &s.api_key),
+            ("MPC_ACCESS_TOKEN_PUBLIC_KEY", &access_token_public_key),
+            ("MPC_PARTY_API_PINNED", &pins(None)),
+            ("MPC_SERVICE_TOKEN", &s.service_token),
+            ("MPC_ACCOUNT_SERVICE_URL", &account_url),
+        ]);
         sys.start_new(
             "party_api",
             "party-api",
@@ -367,8 +378,6 @@ impl Topology {
             &["MPC_PARTY_API_HTTP_ADDR"],
         )
         .await;
-        sys.start_new("account", "account", account, &["MPC_ACCOUNT_HTTP_ADDR"])
-            .await;
         sys
     }
 

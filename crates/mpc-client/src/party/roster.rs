@@ -145,7 +145,11 @@ impl Roster {
                 presented
             } else {
                 trust
-                    .check(&party_id, &presented)
+                    .check(
+                        &party_id,
+                        &presented,
+                        mpc_proto::is_server_device_type(&entry.device_type),
+                    )
                     .map_err(|why| PartyError::Untrusted {
                         party: party_id.clone(),
                         why: why.to_string(),

@@ -6,6 +6,9 @@
 //!   the relayed one) is what the channel verifies its session key against;
 //! - a pinned key presented under another party id is refused (one operator must not hold two
 //!   shares of a key by joining twice);
+//! - a party the session declares a **server** (`device_type: server`) must be pinned: a
+//!   delegate acts only for devices, so a made-up "server party" joined by the Server Party API
+//!   (or by anyone else) is refused, and nobody can pass off a share they hold as a server's;
 //! - any other party must present a **delegate** key (e.g. the Server Party API, which joins
 //!   for many device party ids), unless `allow_unpinned` is set (clients that bring their own
 //!   keys, such as a wallet app with a join token).
@@ -44,6 +47,10 @@ pub enum TrustViolation {
     KeyOfAnotherParty { owner: PartyId },
     #[error("its identity key is neither pinned nor a trusted delegate")]
     Unknown,
+    #[error(
+        "it is declared a server party, but no identity key is pinned for it (a delegate acts only for device parties)"
+    )]
+    UnpinnedServer,
 }
 
 fn same_key(a: &IdentityPublicKey, b: &IdentityPublicKey) -> bool {
@@ -89,11 +96,13 @@ impl TrustPolicy {
         self.allow_unpinned
     }
 
-    /// The key to trust for `party`, which presented `presented` through the coordinator.
+    /// The key to trust for `party`, which presented `presented` through the coordinator;
+    /// `declared_server`: the session lists it with `device_type: server`.
     pub fn check(
         &self,
         party: &PartyId,
         presented: &IdentityPublicKey,
+        declared_server: bool,
     ) -> Result<IdentityPublicKey, TrustViolation> {
         if let Some(pinned) = self.pinned.get(party) {
             return if same_key(pinned, presented) {
@@ -101,6 +110,9 @@ impl TrustPolicy {
             } else {
                 Err(TrustViolation::NotThePinnedKey)
             };
+        }
+        if declared_server {
+            return Err(TrustViolation::UnpinnedServer);
         }
         // Every pinned key is compared (no early exit), so timing says nothing about which.
         let owner = self
@@ -142,15 +154,18 @@ mod tests {
     #[test]
     fn pinned_parties_must_present_their_key() {
         let policy = TrustPolicy::new().pin(pid("server_party_1"), key(1));
-        assert_eq!(policy.check(&pid("server_party_1"), &key(1)), Ok(key(1)));
         assert_eq!(
-            policy.check(&pid("server_party_1"), &key(2)),
+            policy.check(&pid("server_party_1"), &key(1), false),
+            Ok(key(1))
+        );
+        assert_eq!(
+            policy.check(&pid("server_party_1"), &key(2), false),
             Err(TrustViolation::NotThePinnedKey)
         );
         // Even when unpinned parties are allowed.
         let open = policy.clone().allow_unpinned(true);
         assert_eq!(
-            open.check(&pid("server_party_1"), &key(2)),
+            open.check(&pid("server_party_1"), &key(2), false),
             Err(TrustViolation::NotThePinnedKey)
         );
     }
@@ -162,7 +177,7 @@ mod tests {
             .allow_unpinned(true)
             .delegate(key(1));
         assert_eq!(
-            policy.check(&pid("user_device"), &key(1)),
+            policy.check(&pid("user_device"), &key(1), false),
             Err(TrustViolation::KeyOfAnotherParty {
                 owner: pid("server_party_1")
             })
@@ -174,13 +189,40 @@ mod tests {
         let policy = TrustPolicy::new()
             .pin(pid("server_party_1"), key(1))
             .delegate(key(9));
-        assert_eq!(policy.check(&pid("user_device"), &key(9)), Ok(key(9)));
         assert_eq!(
-            policy.check(&pid("user_device"), &key(3)),
+            policy.check(&pid("user_device"), &key(9), false),
+            Ok(key(9))
+        );
+        assert_eq!(
+            policy.check(&pid("user_device"), &key(3), false),
             Err(TrustViolation::Unknown)
         );
         let open = policy.allow_unpinned(true);
-        assert_eq!(open.check(&pid("user_device"), &key(3)), Ok(key(3)));
+        assert_eq!(open.check(&pid("user_device"), &key(3), false), Ok(key(3)));
+    }
+
+    #[test]
+    fn a_declared_server_must_be_pinned() {
+        // The Server Party API's delegate key, used under a made-up "server" party id: refused,
+        // even where unpinned devices are allowed.
+        let policy = TrustPolicy::new()
+            .pin(pid("server_party_1"), key(1))
+            .delegate(key(9))
+            .allow_unpinned(true);
+        for presented in [key(9), key(3)] {
+            assert_eq!(
+                policy.check(&pid("server_party_9"), &presented, true),
+                Err(TrustViolation::UnpinnedServer)
+            );
+        }
+        assert_eq!(
+            policy.check(&pid("server_party_1"), &key(1), true),
+            Ok(key(1))
+        );
+        assert_eq!(
+            policy.check(&pid("server_party_9"), &key(9), false),
+            Ok(key(9))
+        );
     }
 
     proptest! {
@@ -193,6 +235,7 @@ mod tests {
             allow in any::<bool>(),
             party in 0u8..8,
             presented in 0u8..8,
+            server in any::<bool>(),
         ) {
             let name = |i: u8| pid(&format!("p{i}"));
             let mut policy = TrustPolicy::new().allow_unpinned(allow);
@@ -202,9 +245,10 @@ mod tests {
             for d in &delegates {
                 policy = policy.delegate(key(*d));
             }
-            let result = policy.check(&name(party), &key(presented));
+            let result = policy.check(&name(party), &key(presented), server);
             match pins.get(&party) {
                 Some(k) => prop_assert_eq!(result.is_ok(), *k == presented),
+                None if server => prop_assert_eq!(result.clone(), Err(TrustViolation::UnpinnedServer)),
                 None => {
                     let pinned_elsewhere = pins.values().any(|k| *k == presented);
                     let expected = !pinned_elsewhere && (allow || delegates.contains(&presented));

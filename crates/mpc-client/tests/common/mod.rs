@@ -67,6 +67,8 @@ impl Services {
         config.expiry_interval = Duration::from_millis(200);
         config.outbox_interval = Duration::from_millis(200);
         config.watch_poll_interval = Duration::from_millis(500);
+        // These tests run their parties by hand (no registry announcements).
+        config.registry.enforce = false;
         config.service_token = Some(SecretString::from(service_token.clone()));
         let shutdown = Shutdown::new();
 
@@ -195,10 +197,17 @@ pub fn identities(names: &[&str]) -> (Vec<Arc<IdentityKey>>, TrustPolicy) {
     (keys, policy)
 }
 
+/// A participant; `server_party_*` are declared server parties (which must be pinned), the
+/// rest devices.
 pub fn participant(id: &str, index: Option<u32>) -> pb::ParticipantSpec {
+    let device_type = if id.starts_with("server_party") {
+        "server"
+    } else {
+        "android"
+    };
     pb::ParticipantSpec {
         party_id: id.into(),
-        device_type: "server".into(),
+        device_type: device_type.into(),
         party_index: index,
     }
 }
