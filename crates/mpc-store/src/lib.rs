@@ -6,11 +6,13 @@
 pub mod account;
 pub mod coordinator;
 pub mod db;
+mod dialect;
 pub mod error;
 pub mod party;
 pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod values;
 
 pub use db::{Backend, Db, DbConfig};
 pub use error::StoreError;
