@@ -8,9 +8,9 @@
 //! its effects, so an outcome that arrives twice (a redelivered event, a client read racing the
 //! event consumer, two replicas) changes the account exactly once.
 //!
-//! One implementation serves both backends (`sql.rs`, stamped out for each pool type); only the
-//! column types differ (UUIDs and timestamps are native on PostgreSQL, TEXT and milliseconds on
-//! SQLite).
+//! One implementation serves both backends (`sql.rs`, stamped out for each pool type with its
+//! `crate::dialect`); only the column types differ (UUIDs and timestamps are native on
+//! PostgreSQL, TEXT and milliseconds on SQLite).
 
 #[macro_use]
 mod sql;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mpc_proto::{AccountId, PartyId, SessionId};
+use mpc_proto::{AccountId, SessionId};
 use sqlx::migrate::Migrator;
 
 use crate::db::Db;
@@ -187,19 +187,6 @@ pub trait AccountStore: Send + Sync {
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// `party_id` as stored, checked on the way out.
-fn party_from_db(s: &str) -> Result<PartyId, StoreError> {
-    PartyId::parse(s).map_err(|_| StoreError::Corrupt("invalid party id in account row".into()))
-}
-
-fn opt_party_from_db(s: Option<String>) -> Result<Option<PartyId>, StoreError> {
-    s.as_deref().map(party_from_db).transpose()
-}
-
-fn u16_from_db(v: i32, what: &str) -> Result<u16, StoreError> {
-    u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} out of range")))
-}
-
 fn hash_from_db(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(v.as_slice())
         .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".into()))
@@ -211,8 +198,4 @@ fn limit_to_db(limit: u32) -> i64 {
 
 fn offset_to_db(offset: u64) -> i64 {
     i64::try_from(offset).unwrap_or(i64::MAX)
-}
-
-fn count_from_db(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }

@@ -12,6 +12,8 @@
 //! changed, also when another replica changed it (PostgreSQL `LISTEN/NOTIFY`; SQLite is used by
 //! one process, so an in-process channel suffices there).
 
+#[macro_use]
+mod sql;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -27,6 +29,7 @@ use tokio::sync::broadcast;
 
 use crate::db::Db;
 use crate::error::StoreError;
+use crate::values::party_from_db;
 
 pub use postgres::PgCoordinatorStore;
 pub use sqlite::SqliteCoordinatorStore;
@@ -344,43 +347,8 @@ impl SessionChanged {
 
 // ---- helpers shared by both backends ----
 
-/// The session and its participants in one statement: a single statement reads one snapshot on
-/// both backends, without the round trips of an explicit read transaction. Participant columns
-/// carry a `p_` prefix (`status` and `updated_at` exist on both tables); a session without
-/// participants yields one row whose `p_` columns are NULL.
-const SESSION_WITH_PARTICIPANTS: &str = "SELECT s.id, s.session_type, s.threshold_t, \
-     s.threshold_n, s.status, s.key_id, s.message_hash, s.public_key, s.signature, \
-     s.signature_der, s.recovery_target, s.recovery_helpers, s.failure_reason, s.blamed_party, \
-     s.created_at, s.expires_at, s.updated_at, s.completed_at, \
-     p.party_id AS p_party_id, p.party_index AS p_party_index, p.device_type AS p_device_type, \
-     p.status AS p_status, p.joined_at AS p_joined_at, \
-     p.identity_public_key AS p_identity_public_key, p.session_key AS p_session_key, \
-     p.reported_public_key AS p_reported_public_key, \
-     p.reported_signature AS p_reported_signature, p.updated_at AS p_updated_at \
-     FROM mpc_sessions s LEFT JOIN session_participants p ON p.session_id = s.id \
-     WHERE s.id = $1 ORDER BY p.party_index";
-
 /// Capacity of the change channel; a watcher that lags behind re-reads its session.
 const CHANGE_CHANNEL_CAPACITY: usize = 1024;
-
-fn parse_status<T: std::str::FromStr>(value: &str, what: &str) -> Result<T, StoreError> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown {what} {value:?}")))
-}
-
-fn parse_party(value: &str) -> Result<PartyId, StoreError> {
-    PartyId::parse(value).map_err(|_| StoreError::Corrupt(format!("invalid party id {value:?}")))
-}
-
-fn to_u16(value: i64, what: &str) -> Result<u16, StoreError> {
-    u16::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {value}")))
-}
-
-fn threshold(t: i64, n: i64) -> Result<Threshold, StoreError> {
-    Threshold::new(to_u16(t, "threshold_t")?, to_u16(n, "threshold_n")?)
-        .map_err(|e| StoreError::Corrupt(e.message))
-}
 
 /// Signatures are stored as `r || s || v` (65 bytes) plus the DER encoding.
 fn encode_signature(r: &[u8; 32], s: &[u8; 32], v: u8) -> Vec<u8> {
@@ -401,17 +369,42 @@ fn decode_signature(bytes: &[u8]) -> Result<([u8; 32], [u8; 32], u8), StoreError
     Ok((r, s, bytes[64]))
 }
 
-fn encode_helpers(helpers: &[PartyId]) -> Result<String, StoreError> {
-    serde_json::to_string(helpers).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// The session's signature columns (`signature`, `signature_der`).
+fn signature_from_db(
+    signature: Option<Vec<u8>>,
+    der: Option<Vec<u8>>,
+) -> Result<Option<StoredSignature>, StoreError> {
+    let Some(signature) = signature else {
+        return Ok(None);
+    };
+    let (r, s, v) = decode_signature(&signature)?;
+    Ok(Some(StoredSignature {
+        r,
+        s,
+        v,
+        der: der.unwrap_or_default(),
+    }))
 }
 
-fn decode_recovery(
+/// The recovery columns of a new session: (target, JSON array of helpers).
+fn recovery_to_db(
+    recovery: Option<&RecoverySpec>,
+) -> Result<(Option<&str>, Option<String>), StoreError> {
+    let Some(r) = recovery else {
+        return Ok((None, None));
+    };
+    let helpers =
+        serde_json::to_string(&r.helpers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((Some(r.target.as_str()), Some(helpers)))
+}
+
+fn recovery_from_db(
     target: Option<String>,
     helpers: Option<String>,
 ) -> Result<Option<RecoverySpec>, StoreError> {
     match (target, helpers) {
         (Some(target), Some(helpers)) => Ok(Some(RecoverySpec {
-            target: parse_party(&target)?,
+            target: party_from_db(&target)?,
             helpers: serde_json::from_str(&helpers)
                 .map_err(|e| StoreError::Corrupt(format!("recovery helpers: {e}")))?,
         })),
@@ -419,112 +412,25 @@ fn decode_recovery(
     }
 }
 
-/// The columns of a participant row, read the same way on both backends.
-struct ParticipantColumns {
-    party_id: String,
-    party_index: i64,
-    device_type: Option<String>,
-    status: String,
-    joined_at: Option<DateTime<Utc>>,
-    identity_public_key: Option<Vec<u8>>,
-    session_key: Option<Vec<u8>>,
-    reported_public_key: Option<Vec<u8>>,
-    reported_signature: Option<Vec<u8>>,
-    updated_at: DateTime<Utc>,
-}
-
-impl ParticipantColumns {
-    fn into_record(self) -> Result<ParticipantRecord, StoreError> {
-        let report = match (self.reported_public_key, self.reported_signature) {
-            (Some(key), _) => Some(PartyReport::PublicKey(key)),
-            (None, Some(sig)) => {
-                let (r, s, v) = decode_signature(&sig)?;
-                Some(PartyReport::Signature { r, s, v })
-            }
-            (None, None) => None,
-        };
-        Ok(ParticipantRecord {
-            party_id: parse_party(&self.party_id)?,
-            party_index: to_u16(self.party_index, "party_index")?,
-            device_type: self.device_type,
-            status: parse_status(&self.status, "participant status")?,
-            joined_at: self.joined_at,
-            identity_public_key: self.identity_public_key,
-            session_key: self.session_key,
-            report,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
-/// The columns of a session row, read the same way on both backends.
-struct SessionColumns {
-    id: uuid::Uuid,
-    session_type: String,
-    threshold_t: i64,
-    threshold_n: i64,
-    status: String,
-    key_id: String,
-    message_hash: Option<Vec<u8>>,
-    public_key: Option<Vec<u8>>,
-    signature: Option<Vec<u8>>,
-    signature_der: Option<Vec<u8>>,
-    recovery_target: Option<String>,
-    recovery_helpers: Option<String>,
-    failure_reason: Option<String>,
-    blamed_party: Option<String>,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    completed_at: Option<DateTime<Utc>>,
-}
-
-impl SessionColumns {
-    fn into_record(
-        self,
-        participants: Vec<ParticipantColumns>,
-    ) -> Result<SessionRecord, StoreError> {
-        let signature = match self.signature {
-            Some(sig) => {
-                let (r, s, v) = decode_signature(&sig)?;
-                Some(StoredSignature {
-                    r,
-                    s,
-                    v,
-                    der: self.signature_der.unwrap_or_default(),
-                })
-            }
-            None => None,
-        };
-        Ok(SessionRecord {
-            id: SessionId(self.id),
-            session_type: parse_status(&self.session_type, "session type")?,
-            threshold: threshold(self.threshold_t, self.threshold_n)?,
-            status: parse_status(&self.status, "session status")?,
-            key_id: self.key_id,
-            message_hash: self.message_hash,
-            public_key: self.public_key,
-            signature,
-            recovery: decode_recovery(self.recovery_target, self.recovery_helpers)?,
-            failure_reason: self.failure_reason,
-            blamed_party: self.blamed_party.as_deref().map(parse_party).transpose()?,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            updated_at: self.updated_at,
-            completed_at: self.completed_at,
-            participants: participants
-                .into_iter()
-                .map(ParticipantColumns::into_record)
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
-
 /// The report columns of a participant update: (public key, r||s||v).
-fn report_columns(report: Option<&PartyReport>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+fn report_to_db(report: Option<&PartyReport>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     match report {
         Some(PartyReport::PublicKey(key)) => (Some(key.clone()), None),
         Some(PartyReport::Signature { r, s, v }) => (None, Some(encode_signature(r, s, *v))),
         None => (None, None),
     }
+}
+
+fn report_from_db(
+    public_key: Option<Vec<u8>>,
+    signature: Option<Vec<u8>>,
+) -> Result<Option<PartyReport>, StoreError> {
+    Ok(match (public_key, signature) {
+        (Some(key), _) => Some(PartyReport::PublicKey(key)),
+        (None, Some(sig)) => {
+            let (r, s, v) = decode_signature(&sig)?;
+            Some(PartyReport::Signature { r, s, v })
+        }
+        (None, None) => None,
+    })
 }

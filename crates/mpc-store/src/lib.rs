@@ -6,12 +6,14 @@
 pub mod account;
 pub mod coordinator;
 pub mod db;
+mod dialect;
 pub mod error;
 pub mod party;
 pub mod registry;
 pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod values;
 
 pub use db::{Backend, Db, DbConfig};
 pub use error::StoreError;

@@ -135,3 +135,37 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// Reads of a server party's database that its tests need and its service does not.
+pub mod party {
+    use mpc_proto::SessionId;
+
+    use crate::db::Db;
+    use crate::party::{HandledSession, PgPartyStore, SqlitePartyStore};
+
+    /// The party's record of a session, read without changing it (unlike `begin_session`).
+    pub async fn handled_session(db: &Db, session_id: SessionId) -> Option<HandledSession> {
+        match db {
+            Db::Postgres(pool) => {
+                PgPartyStore::new(pool.clone())
+                    .handled_session(session_id)
+                    .await
+            }
+            Db::Sqlite(pool) => {
+                SqlitePartyStore::new(pool.clone())
+                    .handled_session(session_id)
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("party session {session_id}: {e}"))
+    }
+
+    /// Every KEK id something is sealed under, with how many items (the identity included).
+    pub async fn kek_usage(db: &Db) -> Vec<(String, u64)> {
+        match db {
+            Db::Postgres(pool) => PgPartyStore::new(pool.clone()).kek_usage().await,
+            Db::Sqlite(pool) => SqlitePartyStore::new(pool.clone()).kek_usage().await,
+        }
+        .unwrap_or_else(|e| panic!("kek usage: {e}"))
+    }
+}

@@ -429,10 +429,15 @@ impl Cluster {
 
     /// A store on server party `i`'s database (its own pool: works while the party is stopped).
     pub async fn party_store(&self, i: usize) -> Arc<dyn PartyStore> {
-        let db = Db::connect(&self.parties[i].db.config)
+        mpc_store::party::open(&self.party_db(i).await)
             .await
-            .unwrap_or_else(|e| panic!("party database: {e}"));
-        mpc_store::party::open(&db)
+            .unwrap_or_else(|e| panic!("party database: {e}"))
+    }
+
+    /// Server party `i`'s database (its own pool: works while the party is stopped), for
+    /// `mpc_store::testing::party`'s reads.
+    pub async fn party_db(&self, i: usize) -> Db {
+        Db::connect(&self.parties[i].db.config)
             .await
             .unwrap_or_else(|e| panic!("party database: {e}"))
     }

@@ -147,11 +147,11 @@ async fn a_party_killed_mid_keygen_fails_the_session_cleanly() {
     // Back up: the redelivered event of the interrupted session is closed off as failed (the
     // engine state died with the process), and a new keygen succeeds.
     cluster.start_party(2).await.unwrap();
-    let store = cluster.party_store(2).await;
+    let db = cluster.party_db(2).await;
     let sid = SessionId::parse(&created.session_id).unwrap();
     tokio::time::timeout(mpc_testkit::DEADLINE, async {
         loop {
-            let seen = store.handled_session(sid).await.unwrap();
+            let seen = mpc_store::testing::party::handled_session(&db, sid).await;
             if seen.is_none_or(|s| s.local_state == LocalState::Finished) {
                 return;
             }
@@ -425,13 +425,12 @@ async fn a_graceful_stop_fails_open_sessions_cleanly() {
         "keygen failed: party server_party_1 stopped before the session finished"
     );
     cluster.start_party(0).await.unwrap();
-    let seen = cluster
-        .party_store(0)
-        .await
-        .handled_session(SessionId::parse(&created.session_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let seen = mpc_store::testing::party::handled_session(
+        &cluster.party_db(0).await,
+        SessionId::parse(&created.session_id).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(seen.local_state, LocalState::Finished);
     for i in 0..2 {
         assert!(shares(&cluster, i, "acct-g").await.is_empty());

@@ -1,17 +1,14 @@
 //! The account store's SQL, written once and stamped out for each backend by
-//! [`account_store_impl!`]. The SQL is portable (`$n` parameters work on both backends); what
-//! differs is supplied by the invoking module:
-//!
-//! - `Uid` / `uid()` / `from_uid()`: how a UUID is bound and read (native, or TEXT);
-//! - `Ts` / `ts()` / `from_ts()`: how a timestamp is bound and read (native, or milliseconds);
-//! - `begin_write()`: how a write transaction starts (SQLite takes the lock up front);
-//! - the two SQL fragments for the audit log's `ip_address` (PostgreSQL `INET`, SQLite TEXT).
+//! [`account_store_impl!`] in `postgres.rs` and `sqlite.rs`, each of which brings its dialect
+//! into scope (`crate::dialect`: how ids and times are stored, how a write transaction begins,
+//! and the audit log's `INET` column). The macro defines the store type too: it holds only the
+//! pool.
 
 macro_rules! account_store_impl {
-    ($store:ident, ip_in = $ip_in:literal, ip_out = $ip_out:literal) => {
+    ($(#[$doc:meta])* $store:ident) => {
         use async_trait::async_trait;
         use chrono::{DateTime, TimeDelta, Utc};
-        use mpc_proto::{AccountId, SessionId, SessionType, Threshold};
+        use mpc_proto::{AccountId, SessionId, SessionType};
         use sqlx::Row;
         use sqlx::types::Json;
 
@@ -19,25 +16,29 @@ macro_rules! account_store_impl {
             AccountRecord, AccountSessionRecord, AccountStatus, AccountStore, ApiKeyRecord,
             AuditEntry, AuditFilter, IdempotencyClaim, IdempotencyKey, NewAccount,
             NewAccountSession, NewApiKey, NewAuditEntry, NewShare, RecoveryPlan, SessionOutcome,
-            ShareRecord, count_from_db, hash_from_db, limit_to_db, offset_to_db,
-            opt_party_from_db, party_from_db, u16_from_db,
+            ShareRecord, hash_from_db, limit_to_db, offset_to_db,
         };
         use crate::error::StoreError;
+        use crate::values::{
+            count_from_db, opt_party_from_db, party_from_db, threshold_from_db, u16_from_db,
+        };
+
+        crate::dialect::store_on_pool!($(#[$doc])* $store);
 
         const ACCOUNT_COLUMNS: &str = "id, username, email, public_key, threshold_n, threshold_t, \
              status, created_at, keygen_session_id, failure_reason, updated_at";
 
         fn account_from_row(row: &Row_) -> Result<AccountRecord, StoreError> {
-            let t = u16_from_db(row.try_get("threshold_t")?, "threshold_t")?;
-            let n = u16_from_db(row.try_get("threshold_n")?, "threshold_n")?;
             let status: String = row.try_get("status")?;
             Ok(AccountRecord {
                 id: AccountId(from_uid(row.try_get("id")?)?),
                 username: row.try_get("username")?,
                 email: row.try_get("email")?,
                 public_key: row.try_get("public_key")?,
-                threshold: Threshold::new(t, n)
-                    .map_err(|_| StoreError::Corrupt(format!("threshold {t}-of-{n}")))?,
+                threshold: threshold_from_db(
+                    row.try_get("threshold_t")?,
+                    row.try_get("threshold_n")?,
+                )?,
                 status: status.parse()?,
                 keygen_session_id: row
                     .try_get::<Option<Uid>, _>("keygen_session_id")?
@@ -292,7 +293,7 @@ macro_rules! account_store_impl {
                 to: AccountStatus,
                 now: DateTime<Utc>,
             ) -> Result<bool, StoreError> {
-                let mut tx = self.begin_write().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 let current: Option<String> =
                     sqlx::query_scalar("SELECT status FROM accounts WHERE id = $1")
                         .bind(uid(&id.0))
@@ -335,7 +336,7 @@ macro_rules! account_store_impl {
             }
 
             async fn record_session(&self, session: &NewAccountSession) -> Result<(), StoreError> {
-                let mut tx = self.begin_write().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 let recovery = session.recovery.as_ref();
                 sqlx::query(
                     "INSERT INTO account_sessions (session_id, account_id, session_type, status,
@@ -420,7 +421,7 @@ macro_rules! account_store_impl {
                     SessionOutcome::Expired { reason } => (Some(reason.as_str()), None),
                     _ => (None, None),
                 };
-                let mut tx = self.begin_write().await?;
+                let mut tx = begin_write(&self.pool).await?;
                 let sid = uid(&session_id.0);
                 let changed = sqlx::query(
                     "UPDATE account_sessions
@@ -689,7 +690,7 @@ macro_rules! account_store_impl {
                     "INSERT INTO mpc_audit_logs (session_id, account_id, operation, user_id,
                          ip_address, user_agent, request_body, response_status, created_at)
                      VALUES ($1, $2, $3, $4, ",
-                    $ip_in,
+                    inet!("$5"),
                     ", $6, $7, $8, $9) RETURNING id"
                 ))
                 .bind(entry.session_id.map(|s| uid(&s.0)))
@@ -709,7 +710,7 @@ macro_rules! account_store_impl {
             async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
                 let rows = sqlx::query(concat!(
                     "SELECT id, session_id, account_id, operation, user_id, ",
-                    $ip_out,
+                    inet_text!("ip_address"),
                     " AS ip_address, user_agent, request_body, response_status, created_at
                      FROM mpc_audit_logs
                      WHERE ($1 IS NULL OR response_status >= $1)

@@ -16,6 +16,8 @@
 //!   one's ciphertext; `failed`/`expired` deletes the pending share.
 //! - At most one active share per key (a unique partial index).
 
+#[macro_use]
+mod sql;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -307,14 +309,6 @@ pub trait PartyStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    async fn handled_session(
-        &self,
-        session_id: SessionId,
-    ) -> Result<Option<HandledSession>, StoreError>;
-
-    /// Sessions left `running` (by a process that stopped mid-session).
-    async fn running_sessions(&self) -> Result<Vec<HandledSession>, StoreError>;
-
     /// Stores a session's new share as pending, or straight away as active or not at all when
     /// the session's end is already recorded. A second share for the same session is a
     /// `Conflict`.
@@ -337,12 +331,6 @@ pub trait PartyStore: Send + Sync {
     /// Every share of the key, oldest first (retired ones without ciphertext).
     async fn shares(&self, key_id: &str) -> Result<Vec<ShareRecord>, StoreError>;
 
-    /// The share a session made, if any.
-    async fn share_of_session(
-        &self,
-        session_id: SessionId,
-    ) -> Result<Option<ShareRecord>, StoreError>;
-
     /// Up to `limit` pending or active shares sealed under `kek_id`.
     async fn sealed_under(&self, kek_id: &str, limit: u32) -> Result<Vec<ShareRecord>, StoreError>;
 
@@ -357,9 +345,6 @@ pub trait PartyStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Every KEK id something is sealed under, with how many items (identity included).
-    async fn kek_usage(&self) -> Result<Vec<(String, u64)>, StoreError>;
-
     /// Freezes `ban.key_id` for `ban.party_id` (idempotent: the first reason stays).
     async fn ban(&self, ban: &KeyBan) -> Result<(), StoreError>;
 
@@ -367,25 +352,4 @@ pub trait PartyStore: Send + Sync {
 
     /// Lifts a ban (an operator's decision). False when there was none.
     async fn clear_ban(&self, key_id: &str, party_id: &PartyId) -> Result<bool, StoreError>;
-}
-
-fn party_from_db(s: &str) -> Result<PartyId, StoreError> {
-    PartyId::parse(s).map_err(|_| StoreError::Corrupt("invalid party id in party row".into()))
-}
-
-fn u16_from_db(v: i64, what: &str) -> Result<u16, StoreError> {
-    u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} out of range")))
-}
-
-fn threshold_from_db(t: i64, n: i64) -> Result<Threshold, StoreError> {
-    Threshold::new(
-        u16_from_db(t, "threshold_t")?,
-        u16_from_db(n, "threshold_n")?,
-    )
-    .map_err(|_| StoreError::Corrupt(format!("invalid threshold {t}-of-{n}")))
-}
-
-fn session_type_from_db(s: &str) -> Result<SessionType, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown session type {s:?}")))
 }

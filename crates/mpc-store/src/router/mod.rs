@@ -6,6 +6,8 @@
 //! inserting transaction, so they are atomic under concurrent senders and across router replicas
 //! sharing one PostgreSQL database, and a rolled-back insert leaves no gap.
 
+#[macro_use]
+mod sql;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
@@ -297,10 +299,6 @@ fn seq_from_db(seq: i64) -> Result<u64, StoreError> {
 
 fn round_from_db(round: i64) -> Result<u32, StoreError> {
     u32::try_from(round).map_err(|_| StoreError::Corrupt(format!("round {round} out of range")))
-}
-
-fn party_from_db(party: &str) -> Result<PartyId, StoreError> {
-    PartyId::parse(party).map_err(|_| StoreError::Corrupt("invalid party id in router row".into()))
 }
 
 fn duration_to_chrono(d: Duration) -> chrono::TimeDelta {

@@ -187,7 +187,7 @@ async fn rotation_reseals_everything_once_and_resumes(t: TestDb) {
         "nothing left"
     );
     assert_eq!(
-        store.kek_usage().await.unwrap(),
+        mpc_store::testing::party::kek_usage(&t.db).await,
         vec![("kek-2".to_owned(), 4)]
     );
 

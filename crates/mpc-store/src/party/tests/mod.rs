@@ -35,6 +35,16 @@ pub(super) fn new_share(key_id: &str, session: SessionId, sealed: &[u8]) -> NewS
     }
 }
 
+/// The share a session made, if any.
+pub(super) async fn share_of(
+    store: &dyn PartyStore,
+    key_id: &str,
+    session: SessionId,
+) -> Option<ShareRecord> {
+    let shares = store.shares(key_id).await.unwrap();
+    shares.into_iter().find(|s| s.session_id == session)
+}
+
 pub(super) async fn statuses(
     store: &dyn PartyStore,
     key_id: &str,
@@ -157,7 +167,7 @@ async fn completion_activates_and_a_refresh_retires_and_erases_the_old_share(t: 
     assert_eq!(effect.retired, Some(first.id));
     let active = store.active_share("acct").await.unwrap().unwrap();
     assert_eq!(active.sealed_share.as_deref(), Some(&b"share-2"[..]));
-    let old = store.share_of_session(keygen).await.unwrap().unwrap();
+    let old = share_of(store.as_ref(), "acct", keygen).await.unwrap();
     assert_eq!(old.status, ShareStatus::Retired);
     assert_eq!(
         old.sealed_share, None,
@@ -285,7 +295,7 @@ async fn the_end_may_be_known_before_the_share_is_stored(t: TestDb) {
             .unwrap(),
         PendingOutcome::Discarded(SessionOutcome::Failed)
     );
-    assert_eq!(store.share_of_session(failed).await.unwrap(), None);
+    assert_eq!(share_of(store.as_ref(), "acct", failed).await, None);
     assert_eq!(
         store
             .active_share("acct")
@@ -314,14 +324,28 @@ async fn sessions_are_handled_once(t: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(again.local_state, LocalState::Running);
-    assert_eq!(store.running_sessions().await.unwrap().len(), 1);
     store.finish_session(s, now).await.unwrap();
-    let done = store.handled_session(s).await.unwrap().unwrap();
+    let done = crate::testing::party::handled_session(&t.db, s)
+        .await
+        .unwrap();
     assert_eq!(
-        (done.local_state, done.outcome),
-        (LocalState::Finished, None)
+        (
+            done.local_state,
+            done.outcome,
+            done.created_at,
+            done.updated_at
+        ),
+        (LocalState::Finished, None, now, now)
     );
-    assert_eq!(store.running_sessions().await.unwrap(), vec![]);
+    // Finishing again changes nothing.
+    store
+        .finish_session(s, now + chrono::TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::testing::party::handled_session(&t.db, s).await,
+        Some(done)
+    );
 
     // A session whose end arrives first is not started afterwards.
     let ended = SessionId::new_random();
@@ -359,10 +383,8 @@ async fn a_session_stores_one_share(t: TestDb) {
         .err();
     assert!(matches!(err, Some(StoreError::Conflict(_))), "{err:?}");
     assert_eq!(
-        store
-            .share_of_session(s)
+        share_of(store.as_ref(), "acct", s)
             .await
-            .unwrap()
             .unwrap()
             .sealed_share
             .as_deref(),
@@ -416,11 +438,11 @@ async fn rotation_reseals_by_compare_and_set(t: TestDb) {
     assert!(under.contains(&b) && under.contains(&c));
     assert_eq!(store.sealed_under("kek-1", 1).await.unwrap().len(), 1);
     assert_eq!(
-        store.kek_usage().await.unwrap(),
+        crate::testing::party::kek_usage(&t.db).await,
         vec![("kek-1".to_owned(), 2)]
     );
 
-    let share_b = store.share_of_session(b).await.unwrap().unwrap();
+    let share_b = share_of(store.as_ref(), "k1", b).await.unwrap();
     assert!(
         store
             .reseal_share(share_b.id, "kek-1", b"B", "kek-2", now)
@@ -433,7 +455,7 @@ async fn rotation_reseals_by_compare_and_set(t: TestDb) {
             .await
             .unwrap()
     );
-    let share_a = store.share_of_session(a).await.unwrap().unwrap();
+    let share_a = share_of(store.as_ref(), "k1", a).await.unwrap();
     assert!(
         !store
             .reseal_share(share_a.id, "kek-1", b"A", "kek-2", now)
@@ -441,12 +463,12 @@ async fn rotation_reseals_by_compare_and_set(t: TestDb) {
             .unwrap(),
         "a retired share stays erased"
     );
-    let resealed = store.share_of_session(b).await.unwrap().unwrap();
+    let resealed = share_of(store.as_ref(), "k1", b).await.unwrap();
     assert_eq!(resealed.sealed_share.as_deref(), Some(&b"B"[..]));
     assert_eq!(resealed.kek_id.as_deref(), Some("kek-2"));
     assert_eq!(resealed.status, ShareStatus::Active);
     assert_eq!(
-        store.kek_usage().await.unwrap(),
+        crate::testing::party::kek_usage(&t.db).await,
         vec![("kek-1".to_owned(), 1), ("kek-2".to_owned(), 1)]
     );
 }
@@ -520,7 +542,7 @@ async fn storing_and_ending_race_without_losing_a_share(t: TestDb) {
             };
             put.await.unwrap().unwrap();
             end.await.unwrap().unwrap();
-            let share = store.share_of_session(session).await.unwrap();
+            let share = share_of(store.as_ref(), &key, session).await;
             match outcome {
                 SessionOutcome::Completed => {
                     assert_eq!(share.map(|s| s.status), Some(ShareStatus::Active), "{key}")
