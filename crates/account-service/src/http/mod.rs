@@ -3,8 +3,11 @@
 
 mod accounts;
 mod admin;
+pub mod admin_console;
+pub mod console_assets;
 mod mpc;
 pub mod openapi;
+pub mod parties;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +37,8 @@ pub struct AppState {
     pub keys: Arc<ApiKeys>,
     pub access: AccessTokenSigner,
     pub access_lifetime: Duration,
+    /// The operator console's metrics sampler and party probe.
+    pub console: Arc<crate::console::Console>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -121,6 +126,8 @@ pub fn router(
             delete(admin::revoke_api_key),
         )
         .route("/api/v1/audit-logs", get(admin::audit_logs))
+        .merge(admin_console::routes())
+        .merge(parties::routes())
         .with_state(state.clone())
         // Only matched routes need a key: an unknown path is a 404 for everyone.
         .route_layer(from_fn_with_state(keys, require_api_key))
@@ -129,6 +136,7 @@ pub fn router(
     let public = Router::new()
         .route("/api/v1/access-token-key", get(accounts::access_token_key))
         .with_state(state)
+        .merge(console_assets::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()));
     let app = api
         .merge(public)

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, mpc};
+use super::{accounts, admin, admin_console, mpc, parties};
 use crate::api;
 
 #[derive(OpenApi)]
@@ -30,6 +30,10 @@ use crate::api;
         admin::list_api_keys,
         admin::revoke_api_key,
         admin::audit_logs,
+        admin_console::overview,
+        admin_console::list_sessions,
+        admin_console::search_accounts,
+        parties::list_parties,
     ),
     components(schemas(
         api::KeygenRequest,
@@ -55,12 +59,23 @@ use crate::api;
         api::AuditLogPage,
         api::ErrorResponse,
         api::ErrorDetail,
+        admin_console::Overview,
+        admin_console::SessionRow,
+        admin_console::SessionPage,
+        admin_console::SessionCountView,
+        admin_console::AccountCountView,
+        crate::console::figures::Figures,
+        crate::console::figures::Latency,
+        crate::console::figures::SourceStatus,
+        crate::console::parties::PartyList,
+        crate::console::parties::PartyView,
     )),
     modifiers(&ApiKeyHeader),
     tags(
         (name = "mpc", description = "Keygen and sign sessions (integration guide §5)"),
         (name = "accounts", description = "Accounts, share metadata, refresh, recovery, access tokens"),
         (name = "admin", description = "API keys and the audit log (admin keys only)"),
+        (name = "console", description = "What the operator console (/admin) reads: overview, sessions, account search (admin keys only), parties"),
     )
 )]
 pub struct ApiDoc;

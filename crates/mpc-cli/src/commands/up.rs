@@ -307,6 +307,24 @@ async fn up(args: UpArgs) -> Result<()> {
     account.coordinator_service_token = Some(SecretString::from(secrets.service_token.clone()));
     account.bootstrap_api_key = Some(SecretString::from(api_key.clone()));
     account.session_lifetime_seconds = u32::try_from(args.session_lifetime).unwrap_or(u32::MAX);
+    // The operator console (/admin): the coordinator's metrics and every party's health.
+    account.console = account_service::console::ConsoleConfig {
+        metrics_urls: vec![format!("{}/metrics", endpoints.coordinator_http)],
+        parties: endpoints
+            .parties
+            .iter()
+            .map(|(id, url)| account_service::console::PartyEndpoint {
+                party_id: id.clone(),
+                kind: account_service::console::PartyKind::Server,
+                url: url.clone(),
+            })
+            .chain(std::iter::once(account_service::console::PartyEndpoint {
+                party_id: "party_api".into(),
+                kind: account_service::console::PartyKind::PartyApi,
+                url: endpoints.party_api.clone(),
+            }))
+            .collect(),
+    };
     let resources = account_service::AccountResources {
         db: database(&args, "account").await?,
         bus: bus.clone(),
@@ -465,6 +483,10 @@ fn print_banner(
         e.account, e.party_api
     ));
     out.push_str(&format!("  API docs: {}/docs/\n", e.account));
+    out.push_str(&format!(
+        "  Console:  {}/admin/   (sign in with the API key)\n",
+        e.account
+    ));
     out.push_str("  Stop:     Ctrl-C\n");
     eprintln!("{out}");
 }
