@@ -99,7 +99,7 @@ pub async fn serve(
         )),
         access: config.access_token_signer()?,
         access_lifetime: config.access_token_lifetime,
-        console: console::Console::new(&config.console).map_err(AccountError::Config)?,
+        console: console::Console::new(&config.console),
     });
     let audit = Arc::new(audit::AuditState {
         store,

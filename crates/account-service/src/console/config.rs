@@ -37,13 +37,17 @@ pub struct ConsoleConfig {
     pub parties: Vec<PartyEndpoint>,
 }
 
+/// Plain HTTP on the internal network, as the services serve their ops routes.
 fn http_url(name: &str, raw: &str) -> Result<String, AccountError> {
     let url = raw.trim().trim_end_matches('/');
-    if (url.starts_with("http://") || url.starts_with("https://")) && url.len() > "https://".len() {
+    let valid = url
+        .strip_prefix("http://")
+        .is_some_and(|rest| !rest.is_empty() && url.parse::<http::Uri>().is_ok());
+    if valid {
         Ok(url.to_owned())
     } else {
         Err(AccountError::Config(format!(
-            "{name}: expected http:// or https:// URLs"
+            "{name}: expected http:// URLs"
         )))
     }
 }
@@ -133,6 +137,7 @@ mod tests {
             ("MPC_CONSOLE_PARTIES", "http://p1:8091"),
             ("MPC_CONSOLE_PARTIES", "bad id=http://p1:8091"),
             ("MPC_CONSOLE_PARTY_API", "ftp://x"),
+            ("MPC_CONSOLE_PARTY_API", "https://api:8083"),
         ] {
             let err = from(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");

@@ -212,13 +212,13 @@ struct History {
 
 /// Takes samples from the configured `/metrics` URLs and turns them into [`Figures`].
 pub struct FigureSampler {
-    client: reqwest::Client,
+    client: super::HttpGet,
     urls: Vec<String>,
     history: Mutex<History>,
 }
 
 impl FigureSampler {
-    pub fn new(client: reqwest::Client, urls: Vec<String>) -> Self {
+    pub(crate) fn new(client: super::HttpGet, urls: Vec<String>) -> Self {
         Self {
             client,
             urls,
@@ -227,22 +227,10 @@ impl FigureSampler {
     }
 
     async fn scrape(&self, url: &str) -> Result<Vec<Sample>, String> {
-        let response = self.client.get(url).send().await.map_err(|e| {
-            if e.is_timeout() {
-                "timed out"
-            } else {
-                "unreachable"
-            }
-            .to_owned()
-        })?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status().as_u16()));
-        }
-        let text = response
-            .text()
+        self.client
+            .get(url)
             .await
-            .map_err(|_| "unreadable response".to_owned())?;
-        Ok(prom_text::parse(&text))
+            .map(|text| prom_text::parse(&text))
     }
 
     /// Samples if the last sample is old enough, then computes the figures.

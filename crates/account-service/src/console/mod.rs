@@ -13,10 +13,18 @@ pub mod prom_text;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
 pub use config::{ConsoleConfig, PartyEndpoint, PartyKind};
 
 /// How long one scrape or probe may take; the console polls every few seconds.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A larger answer is not a metrics page or a health answer.
+const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// The console's shared state.
 pub struct Console {
@@ -25,16 +33,53 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(config: &ConsoleConfig) -> Result<Arc<Self>, String> {
-        let client = reqwest::Client::builder()
-            .timeout(PROBE_TIMEOUT)
-            .connect_timeout(PROBE_TIMEOUT)
-            .build()
-            .map_err(|e| format!("console http client: {e}"))?;
-        Ok(Arc::new(Self {
+    pub fn new(config: &ConsoleConfig) -> Arc<Self> {
+        let client = HttpGet::new();
+        Arc::new(Self {
             figures: figures::FigureSampler::new(client.clone(), config.metrics_urls.clone()),
             parties: parties::PartyProbe::new(client, config.parties.clone()),
-        }))
+        })
+    }
+}
+
+/// `GET` over plain HTTP within [`PROBE_TIMEOUT`], answering the status and the body.
+#[derive(Clone)]
+pub(crate) struct HttpGet {
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl HttpGet {
+    fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(PROBE_TIMEOUT));
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// The body of a 2xx answer; otherwise a short reason fit for an operator.
+    pub(crate) async fn get(&self, url: &str) -> Result<String, String> {
+        let uri: http::Uri = url.parse().map_err(|_| "invalid URL".to_owned())?;
+        let fetch = async {
+            let response = self
+                .client
+                .get(uri)
+                .await
+                .map_err(|_| "unreachable".to_owned())?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("HTTP {}", status.as_u16()));
+            }
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|_| "unreadable response".to_owned())?
+                .to_bytes();
+            Ok(String::from_utf8_lossy(&body).into_owned())
+        };
+        tokio::time::timeout(PROBE_TIMEOUT, fetch)
+            .await
+            .map_err(|_| "timed out".to_owned())?
     }
 }
 

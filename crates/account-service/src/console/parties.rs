@@ -55,13 +55,13 @@ struct State {
 }
 
 pub struct PartyProbe {
-    client: reqwest::Client,
+    client: super::HttpGet,
     parties: Vec<PartyEndpoint>,
     state: Mutex<State>,
 }
 
 impl PartyProbe {
-    pub fn new(client: reqwest::Client, parties: Vec<PartyEndpoint>) -> Self {
+    pub(crate) fn new(client: super::HttpGet, parties: Vec<PartyEndpoint>) -> Self {
         Self {
             client,
             parties,
@@ -69,24 +69,14 @@ impl PartyProbe {
         }
     }
 
-    async fn get(&self, url: String) -> Option<reqwest::Response> {
-        self.client
-            .get(url)
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-    }
-
     async fn active_sessions(&self, party: &PartyEndpoint) -> u64 {
         let gauge = match party.kind {
             PartyKind::Server => "mpc_party_active_sessions",
             PartyKind::PartyApi => "mpc_party_api_active_sessions",
         };
-        let Some(response) = self.get(format!("{}/metrics", party.url)).await else {
+        let Ok(text) = self.client.get(&format!("{}/metrics", party.url)).await else {
             return 0;
         };
-        let text = response.text().await.unwrap_or_default();
         let running: f64 = prom_text::parse(&text)
             .iter()
             .filter(|s| s.name == gauge)
@@ -107,12 +97,19 @@ impl PartyProbe {
         }
         let mut answer = Vec::with_capacity(self.parties.len());
         for party in &self.parties {
-            let live = self.get(format!("{}/readyz", party.url)).await.is_some();
+            let live = self
+                .client
+                .get(&format!("{}/readyz", party.url))
+                .await
+                .is_ok();
             if live {
                 state.last_seen.insert(party.party_id.clone(), Utc::now());
                 if !state.identities.contains_key(&party.party_id)
-                    && let Some(r) = self.get(format!("{}/api/v1/identity", party.url)).await
-                    && let Ok(identity) = r.json::<Identity>().await
+                    && let Ok(body) = self
+                        .client
+                        .get(&format!("{}/api/v1/identity", party.url))
+                        .await
+                    && let Ok(identity) = serde_json::from_str::<Identity>(&body)
                 {
                     state
                         .identities
