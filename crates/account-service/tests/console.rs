@@ -305,6 +305,19 @@ async fn the_console_is_served_with_a_strict_policy(t: TestDb) {
         c.get("/admin/assets/..%2Fsrc%2Fmain.ts", None).await.status,
         404
     );
+    // The console's endpoints are documented.
+    let openapi = c.get("/openapi.json", None).await;
+    for path in [
+        "/api/v1/admin/overview",
+        "/api/v1/admin/sessions",
+        "/api/v1/admin/accounts",
+        "/api/v1/parties",
+    ] {
+        assert!(
+            openapi.body["paths"][path]["get"].is_object(),
+            "{path} undocumented"
+        );
+    }
     c.stop().await;
 }
 mpc_store::backend_tests!(
