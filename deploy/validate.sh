@@ -10,10 +10,15 @@
 #   6. postgres-init/ on a scratch PostgreSQL cluster: the roles log in to their own database
 #      and are refused another's (needs the PostgreSQL server binaries; under CI they must be
 #      there);
-#   7. only with MPC_SMOKE_BIN=path/to/mpc: smoke-local.py runs the compose services' resolved
+#   7. monitoring: docker-compose.monitoring.yml resolves over the compose file; promtool checks
+#      prometheus/prometheus.yml and alerts.yml and runs the rules' unit tests
+#      (prometheus/alerts.test.yml); the Grafana dashboard is well-formed (every panel has a
+#      query, ids are unique, the data source is the dashboard's variable);
+#   8. only with MPC_SMOKE_BIN=path/to/mpc: smoke-local.py runs the compose services' resolved
 #      environments as local processes on that cluster and local RabbitMQ, bootstraps the pins
 #      and signs (a manual check: CI has no binary at this point).
-# Installs what it needs when missing: Debian's docker-compose and shellcheck (apt-get), and
+# Installs what it needs when missing: Debian's docker-compose, shellcheck and prometheus (for
+# promtool) with apt-get, and
 # pinned yamllint and kubernetes-validate in a venv (MPC_DEPLOY_VENV, default
 # ~/.cache/mpc-deploy/venv). Idempotent; run from anywhere: `bash deploy/validate.sh`.
 set -euo pipefail
@@ -55,6 +60,7 @@ missing=()
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
     echo "installing ${missing[*]}"
     apt_install "${missing[@]}"
@@ -73,6 +79,7 @@ if [[ ! -x $venv/bin/python || $(cat "$stamp" 2>/dev/null) != "${python_requirem
 fi
 docker-compose version --short
 shellcheck --version | sed -n 2p
+promtool --version 2>&1 | sed -n 1p
 "$venv/bin/yamllint" --version
 "$venv/bin/kubernetes-validate" --version
 
@@ -102,6 +109,32 @@ fi
 grep -q 'deploy/.env.example' "$work/incomplete.log" \
     || { cat "$work/incomplete.log" >&2; fail "the missing-variable error does not point to .env.example"; }
 echo "ok: .env.example and a generated env file; a missing secret is refused"
+
+log "monitoring: compose override, promtool, Grafana dashboard"
+MPC_GRAFANA_ADMIN_PASSWORD=validate docker-compose -f "$deploy/docker-compose.yml" \
+    -f "$deploy/docker-compose.monitoring.yml" --env-file "$deploy/.env.example" config \
+    >"$work/compose.monitoring.yml"
+promtool check config "$deploy/prometheus/prometheus.yml"
+promtool check rules "$deploy/prometheus/alerts.yml"
+(cd "$deploy/prometheus" && promtool test rules alerts.test.yml)
+python3 - "$deploy/grafana/mpc-system.json" <<'PY'
+import json, sys
+dashboard = json.load(open(sys.argv[1]))
+ids, problems = set(), []
+for panel in dashboard["panels"]:
+    if panel["id"] in ids:
+        problems.append(f"duplicate panel id {panel['id']}")
+    ids.add(panel["id"])
+    if panel["type"] == "row":
+        continue
+    if panel.get("datasource", {}).get("uid") != "${datasource}":
+        problems.append(f"{panel['title']}: data source is not the dashboard's variable")
+    if not panel.get("targets") or not all(t.get("expr") for t in panel["targets"]):
+        problems.append(f"{panel['title']}: a query is missing")
+if problems:
+    sys.exit("mpc-system.json: " + "; ".join(problems))
+print(f"ok: {len(ids)} panels")
+PY
 
 log "ed25519-public-key (RFC 8032 section 7.1, tests 1 to 3)"
 while read -r secret public; do

@@ -51,6 +51,8 @@ pub struct AccountConfig {
     /// consumers); two systems on one broker need different names, or they steal each other's
     /// events. Default `mpc.account`.
     pub bus_queue: String,
+    /// Where the operator console finds the services' metrics and the parties.
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl AccountConfig {
@@ -75,6 +77,7 @@ impl AccountConfig {
             trust_forwarded_for: false,
             coordinator_timeout: Duration::from_secs(15),
             bus_queue: crate::outcomes::QUEUE.to_owned(),
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 
@@ -84,7 +87,7 @@ impl AccountConfig {
     /// `DATABASE_URL`. Optional: `MPC_ACCOUNT_HTTP_ADDR`, `MPC_COORDINATOR_GRPC` (default
     /// `http://127.0.0.1:50051`), `MPC_SERVICE_TOKEN`, `MPC_API_KEY`,
     /// `MPC_ACCESS_TOKEN_LIFETIME_SECS`, `MPC_SESSION_LIFETIME_SECS`, `MPC_TRUST_FORWARDED_FOR`,
-    /// `MPC_ACCOUNT_BUS_QUEUE`.
+    /// `MPC_ACCOUNT_BUS_QUEUE`, and the console's (`crate::console::config`).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AccountError> {
         let missing = |name: &str| AccountError::Config(format!("{name} is required"));
         let invalid =
@@ -131,6 +134,7 @@ impl AccountConfig {
         if let Some(v) = var("MPC_ACCOUNT_BUS_QUEUE") {
             c.bus_queue = v.trim().to_owned();
         }
+        c.console = crate::console::ConsoleConfig::from_vars(&var)?;
         c.validate()?;
         Ok(c)
     }

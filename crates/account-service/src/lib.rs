@@ -12,6 +12,7 @@ pub mod access_token;
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod coordinator;
 pub mod error;
 pub mod http;
@@ -98,6 +99,7 @@ pub async fn serve(
         )),
         access: config.access_token_signer()?,
         access_lifetime: config.access_token_lifetime,
+        console: console::Console::new(&config.console),
     });
     let audit = Arc::new(audit::AuditState {
         store,

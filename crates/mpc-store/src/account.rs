@@ -15,9 +15,12 @@
 #[macro_use]
 mod sql;
 mod postgres;
+mod search;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_console;
 mod types;
 
 use std::sync::Arc;
@@ -31,6 +34,7 @@ use crate::db::Db;
 use crate::error::StoreError;
 
 pub use postgres::PgAccountStore;
+pub use search::{AccountSearch, SessionCount, SessionFilter, ethereum_address};
 pub use sqlite::SqliteAccountStore;
 pub use types::*;
 
@@ -40,13 +44,21 @@ pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/account/po
 pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/account/sqlite");
 
 /// Applies the Account Service's migrations (tracked in `_mpc_migrations_account`) and opens
-/// its store on `db`.
+/// its store on `db`. Accounts whose keygen completed before addresses were stored get theirs.
 pub async fn open(db: &Db) -> Result<Arc<dyn AccountStore>, StoreError> {
     db.migrate("account", &POSTGRES_MIGRATIONS, &SQLITE_MIGRATIONS)
         .await?;
     Ok(match db {
-        Db::Postgres(pool) => Arc::new(PgAccountStore::new(pool.clone())),
-        Db::Sqlite(pool) => Arc::new(SqliteAccountStore::new(pool.clone())),
+        Db::Postgres(pool) => {
+            let store = PgAccountStore::new(pool.clone());
+            store.fill_in_addresses().await?;
+            Arc::new(store)
+        }
+        Db::Sqlite(pool) => {
+            let store = SqliteAccountStore::new(pool.clone());
+            store.fill_in_addresses().await?;
+            Arc::new(store)
+        }
     })
 }
 
@@ -185,6 +197,24 @@ pub trait AccountStore: Send + Sync {
 
     /// Entries matching `filter`, newest first.
     async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // --- operator console -----------------------------------------------------------------
+
+    /// Accounts matching `search` (id, part of a username or email, or the Ethereum address),
+    /// oldest first, with the total that match.
+    async fn search_accounts(
+        &self,
+        search: &AccountSearch,
+    ) -> Result<(Vec<AccountRecord>, u64), StoreError>;
+
+    /// Sessions matching `filter`, newest first, with the total that match.
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+    ) -> Result<(Vec<AccountSessionRecord>, u64), StoreError>;
+
+    /// Sessions created at or after `since`, counted by type and status.
+    async fn count_sessions(&self, since: DateTime<Utc>) -> Result<Vec<SessionCount>, StoreError>;
 }
 
 fn hash_from_db(v: Vec<u8>) -> Result<[u8; 32], StoreError> {

@@ -1,6 +1,13 @@
 //! The server party's metrics: sessions by type and outcome, sessions running and waiting for a
-//! slot (with the peak of running ones), protocol durations by type; and the guide's metrics
-//! (§6.3) as this party sees them.
+//! slot (with the peak of running ones), protocol durations by type.
+//!
+//! Every name is `mpc_party_*`. The guide's names (§6.3: `mpc_sessions_total`,
+//! `mpc_keygen_duration_seconds`, `mpc_sign_duration_seconds`, `mpc_session_success_rate`,
+//! `mpc_active_sessions`) are the coordinator's alone and mean the whole session, creation to
+//! completion. A party used to register them too, for its own part (joining to reporting, with
+//! other buckets), so a query over the guide's names mixed two meanings and two bucket layouts.
+//! A party's success rate is `mpc_party_sessions_total{outcome="reported"}` over
+//! `reported + failed`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -56,12 +63,6 @@ pub struct PartyMetrics {
     peak: Gauge,
     peak_value: Arc<AtomicI64>,
     duration: Family<TypeLabels, Histogram>,
-    // The guide's names (§6.3), as this party sees its sessions.
-    keygen: Histogram,
-    sign: Histogram,
-    guide_sessions: Family<SessionLabels, Counter>,
-    success_rate: Gauge<f64, std::sync::atomic::AtomicU64>,
-    counts: Arc<(AtomicI64, AtomicI64)>,
 }
 
 impl PartyMetrics {
@@ -73,38 +74,7 @@ impl PartyMetrics {
             peak: Gauge::default(),
             peak_value: Arc::default(),
             duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
-            keygen: Histogram::new(DURATION_BUCKETS),
-            sign: Histogram::new(DURATION_BUCKETS),
-            guide_sessions: Family::default(),
-            success_rate: Gauge::default(),
-            counts: Arc::default(),
         };
-        metrics.register(
-            "mpc_keygen_duration_seconds",
-            "Keygen sessions of this party: from joining to reporting the key",
-            this.keygen.clone(),
-        );
-        metrics.register(
-            "mpc_sign_duration_seconds",
-            "Sign sessions of this party: from joining to reporting the signature",
-            this.sign.clone(),
-        );
-        metrics.register(
-            "mpc_sessions",
-            "Sessions of this party by type and outcome (completed | failed)",
-            this.guide_sessions.clone(),
-        );
-        metrics.register(
-            "mpc_session_success_rate",
-            "Share of this party's finished sessions that it completed (1 before any ended)",
-            this.success_rate.clone(),
-        );
-        this.success_rate.set(1.0);
-        metrics.register(
-            "mpc_active_sessions",
-            "Sessions this party is running now",
-            this.active.clone(),
-        );
         metrics.register(
             "mpc_party_sessions",
             "Sessions this party took part in, by type and local outcome",
@@ -146,34 +116,7 @@ impl PartyMetrics {
                     r#type: ty.as_str(),
                 })
                 .observe(seconds);
-            if outcome == LocalOutcome::Reported {
-                match ty {
-                    SessionType::Keygen => self.keygen.observe(seconds),
-                    SessionType::Sign => self.sign.observe(seconds),
-                    SessionType::Refresh | SessionType::Recovery => {}
-                }
-            }
         }
-        let (done, failed) = &*self.counts;
-        let guide_outcome = match outcome {
-            LocalOutcome::Reported => {
-                done.fetch_add(1, Ordering::SeqCst);
-                "completed"
-            }
-            LocalOutcome::Failed => {
-                failed.fetch_add(1, Ordering::SeqCst);
-                "failed"
-            }
-            LocalOutcome::Skipped => return,
-        };
-        self.guide_sessions
-            .get_or_create(&SessionLabels {
-                r#type: ty.as_str(),
-                outcome: guide_outcome,
-            })
-            .inc();
-        let (d, f) = (done.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
-        self.success_rate.set(d as f64 / (d + f).max(1) as f64);
     }
 
     /// Counts a session waiting for a slot until the guard is dropped.
@@ -204,35 +147,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guide_metrics_follow_outcomes() {
+    fn a_party_counts_its_part_under_its_own_names() {
         let metrics = Metrics::new("server-party");
         let m = PartyMetrics::register(&metrics);
         m.ended(SessionType::Keygen, LocalOutcome::Reported, Some(1.5));
         m.ended(SessionType::Sign, LocalOutcome::Reported, Some(0.02));
         m.ended(SessionType::Sign, LocalOutcome::Failed, Some(3.0));
         m.ended(SessionType::Sign, LocalOutcome::Skipped, None);
-        let text = metrics.encode();
-        assert!(
-            text.contains("mpc_keygen_duration_seconds_count{service=\"server-party\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("mpc_sign_duration_seconds_count{service=\"server-party\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("outcome=\"failed\"") && text.contains("mpc_sessions_total"),
-            "{text}"
-        );
-        assert!(
-            text.contains("mpc_session_success_rate{service=\"server-party\"} 0.66"),
-            "{text}"
-        );
         let _running = m.running();
-        assert!(
-            metrics
-                .encode()
-                .contains("mpc_active_sessions{service=\"server-party\"} 1")
-        );
+        let text = metrics.encode();
+        for line in [
+            "mpc_party_sessions_total{service=\"server-party\",type=\"sign\",outcome=\"failed\"} 1",
+            "mpc_party_sessions_total{service=\"server-party\",type=\"sign\",outcome=\"skipped\"} 1",
+            "mpc_party_protocol_duration_seconds_count{service=\"server-party\",type=\"sign\"} 2",
+            "mpc_party_active_sessions{service=\"server-party\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        // The guide's names are the coordinator's (whole sessions); a party never exports them.
+        for name in [
+            "mpc_sessions_total",
+            "mpc_keygen_duration_seconds",
+            "mpc_sign_duration_seconds",
+            "mpc_session_success_rate",
+            "mpc_active_sessions",
+        ] {
+            assert!(
+                !text.lines().any(|l| l.starts_with(name)),
+                "{name} in a party's metrics: {text}"
+            );
+        }
     }
 }

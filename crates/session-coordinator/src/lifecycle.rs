@@ -119,8 +119,12 @@ impl Coordinator {
             update.event = Some(outbox_row(&event)?);
             if let Cas::Applied { outbox_id } = self.store.update_session(&update).await? {
                 let seconds = (update.at - session.created_at).as_seconds_f64();
-                self.metrics
-                    .ended(session.session_type, Outcome::Completed, Some(seconds));
+                self.metrics.ended(
+                    session.session_type,
+                    session.threshold,
+                    Outcome::Completed,
+                    Some(seconds),
+                );
                 let kind = capitalised(session.session_type);
                 tracing::info!(session_id = %id, session_type = %session.session_type, duration_seconds = seconds, "{kind} completed: session={}, duration={seconds:.1}s", short(id));
                 if let Some(outbox_id) = outbox_id {
@@ -166,7 +170,8 @@ impl Coordinator {
             let event = session_event(kind, &ended, BTreeMap::new());
             update.event = Some(outbox_row(&event)?);
             if let Cas::Applied { outbox_id } = self.store.update_session(&update).await? {
-                self.metrics.ended(session.session_type, outcome, None);
+                self.metrics
+                    .ended(session.session_type, session.threshold, outcome, None);
                 tracing::warn!(
                     session_id = %session.id,
                     blamed_party = blamed.as_ref().map(|p| p.as_str()),

@@ -3,6 +3,8 @@
 
 mod accounts;
 mod admin;
+pub mod admin_console;
+pub mod console_assets;
 mod mpc;
 pub mod openapi;
 mod parties;
@@ -35,6 +37,8 @@ pub struct AppState {
     pub keys: Arc<ApiKeys>,
     pub access: AccessTokenSigner,
     pub access_lifetime: Duration,
+    /// The operator console's metrics sampler and party probe.
+    pub console: Arc<crate::console::Console>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -124,6 +128,7 @@ pub fn router(
         .route("/api/v1/audit-logs", get(admin::audit_logs))
         .route("/api/v1/parties", get(parties::list_parties))
         .route("/api/v1/api-keys/self", get(parties::api_key_self))
+        .merge(admin_console::routes())
         .with_state(state.clone())
         // Only matched routes need a key: an unknown path is a 404 for everyone.
         .route_layer(from_fn_with_state(keys, require_api_key))
@@ -132,6 +137,7 @@ pub fn router(
     let public = Router::new()
         .route("/api/v1/access-token-key", get(accounts::access_token_key))
         .with_state(state)
+        .merge(console_assets::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()));
     let app = api
         .merge(public)

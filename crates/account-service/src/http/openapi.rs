@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, mpc, parties};
+use super::{accounts, admin, admin_console, mpc, parties};
 use crate::api;
 
 #[derive(OpenApi)]
@@ -32,6 +32,9 @@ use crate::api;
         admin::audit_logs,
         parties::list_parties,
         parties::api_key_self,
+        admin_console::overview,
+        admin_console::list_sessions,
+        admin_console::search_accounts,
     ),
     components(schemas(
         api::KeygenRequest,
@@ -60,6 +63,14 @@ use crate::api;
         parties::PartyView,
         parties::PartyList,
         parties::ApiKeySelf,
+        admin_console::Overview,
+        admin_console::SessionRow,
+        admin_console::SessionPage,
+        admin_console::SessionCountView,
+        admin_console::AccountCountView,
+        crate::console::figures::Figures,
+        crate::console::figures::Latency,
+        crate::console::figures::SourceStatus,
     )),
     modifiers(&ApiKeyHeader),
     tags(
@@ -67,6 +78,7 @@ use crate::api;
         (name = "accounts", description = "Accounts, share metadata, refresh, recovery, access tokens"),
         (name = "admin", description = "API keys and the audit log (admin keys only)"),
         (name = "parties", description = "The server parties registered with the coordinator"),
+        (name = "console", description = "What the operator console (/admin) reads: overview, sessions, account search (admin keys only), parties"),
     )
 )]
 pub struct ApiDoc;

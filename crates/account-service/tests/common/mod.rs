@@ -39,6 +39,8 @@ const SERVICE_TOKEN: &str = "test-service-token";
 pub struct Cluster {
     pub http: SocketAddr,
     pub coordinator_grpc: SocketAddr,
+    /// The coordinator's HTTP (its `/metrics` feeds the console's figures).
+    pub coordinator_http: SocketAddr,
     pub db: TestDb,
     shutdown: Shutdown,
     tasks: Vec<JoinHandle<()>>,
@@ -73,6 +75,7 @@ impl Cluster {
         let c_http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let c_grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let coordinator_grpc = c_grpc.local_addr().unwrap();
+        let coordinator_http = c_http.local_addr().unwrap();
         let mut c_config = CoordinatorConfig::new("(connected by the test)", seed_b64(42));
         c_config.service_token = Some(SecretString::from(SERVICE_TOKEN));
         c_config.expiry_interval = Duration::from_millis(200);
@@ -101,6 +104,7 @@ impl Cluster {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = listener.local_addr().unwrap();
         let mut config = account_config(coordinator_grpc);
+        config.console.metrics_urls = vec![format!("http://{coordinator_http}/metrics")];
         tweak(&mut config);
         let resources = AccountResources {
             db: db.db.clone(),
@@ -115,6 +119,7 @@ impl Cluster {
         let cluster = Cluster {
             http,
             coordinator_grpc,
+            coordinator_http,
             db,
             shutdown,
             tasks: vec![coordinator, account],

@@ -311,6 +311,11 @@ async fn up(args: UpArgs) -> Result<()> {
     account.coordinator_service_token = Some(SecretString::from(secrets.service_token.clone()));
     account.bootstrap_api_key = Some(SecretString::from(api_key.clone()));
     account.session_lifetime_seconds = u32::try_from(args.session_lifetime).unwrap_or(u32::MAX);
+    // The operator console (/admin) reads the coordinator's metrics; the parties' health comes
+    // from the coordinator's registry.
+    account.console = account_service::console::ConsoleConfig {
+        metrics_urls: vec![format!("{}/metrics", endpoints.coordinator_http)],
+    };
     let resources = account_service::AccountResources {
         db: database(&args, "account").await?,
         bus: bus.clone(),
@@ -469,6 +474,10 @@ fn print_banner(
         e.account, e.party_api
     ));
     out.push_str(&format!("  API docs: {}/docs/\n", e.account));
+    out.push_str(&format!(
+        "  Console:  {}/admin/   (sign in with the API key)\n",
+        e.account
+    ));
     out.push_str("  Stop:     Ctrl-C\n");
     eprintln!("{out}");
 }

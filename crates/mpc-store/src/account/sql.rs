@@ -13,11 +13,13 @@ macro_rules! account_store_impl {
         use sqlx::types::Json;
 
         use super::{
-            AccountRecord, AccountSessionRecord, AccountStatus, AccountStore, ApiKeyRecord,
-            AuditEntry, AuditFilter, IdempotencyClaim, IdempotencyKey, NewAccount,
-            NewAccountSession, NewApiKey, NewAuditEntry, NewShare, RecoveryPlan, SessionOutcome,
-            ShareRecord, hash_from_db, limit_to_db, offset_to_db,
+            AccountRecord, AccountSearch, AccountSessionRecord, AccountStatus, AccountStore,
+            ApiKeyRecord, AuditEntry, AuditFilter, IdempotencyClaim, IdempotencyKey, NewAccount,
+            NewAccountSession, NewApiKey, NewAuditEntry, NewShare, RecoveryPlan, SessionCount,
+            SessionFilter, SessionOutcome, ShareRecord, ethereum_address, hash_from_db,
+            limit_to_db, offset_to_db,
         };
+        use super::search::TextMatch;
         use crate::error::StoreError;
         use crate::values::{
             count_from_db, opt_party_from_db, party_from_db, threshold_from_db, u16_from_db,
@@ -185,6 +187,40 @@ macro_rules! account_store_impl {
             .execute(&mut **tx)
             .await?;
             Ok(())
+        }
+
+        impl $store {
+            /// Stores the address of every account that has a key but no address yet (keys
+            /// written before the address column existed). Idempotent; replicas may race.
+            pub(crate) async fn fill_in_addresses(&self) -> Result<u64, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, public_key FROM accounts
+                     WHERE public_key IS NOT NULL AND ethereum_address IS NULL",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut filled = 0;
+                for row in &rows {
+                    let id: Uid = row.try_get("id")?;
+                    let key: Vec<u8> = row.try_get("public_key")?;
+                    let Some(address) = ethereum_address(&key) else {
+                        continue;
+                    };
+                    filled += sqlx::query(
+                        "UPDATE accounts SET ethereum_address = $2
+                         WHERE id = $1 AND ethereum_address IS NULL",
+                    )
+                    .bind(&id)
+                    .bind(address)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                }
+                if filled > 0 {
+                    tracing::info!(accounts = filled, "stored the addresses of existing accounts");
+                }
+                Ok(filled)
+            }
         }
 
         #[async_trait]
@@ -449,12 +485,13 @@ macro_rules! account_store_impl {
                     (SessionType::Keygen, SessionOutcome::KeygenCompleted { public_key, shares }) => {
                         sqlx::query(
                             "UPDATE accounts SET status = 'active', public_key = $2,
-                                 failure_reason = NULL, updated_at = $3
+                                 failure_reason = NULL, updated_at = $3, ethereum_address = $4
                              WHERE id = $1 AND status = 'pending'",
                         )
                         .bind(&account)
                         .bind(public_key.as_slice())
                         .bind(ts(now))
+                        .bind(ethereum_address(public_key))
                         .execute(&mut *tx)
                         .await?;
                         for share in shares {
@@ -735,6 +772,112 @@ macro_rules! account_store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(audit_from_row).collect()
+            }
+
+            async fn search_accounts(
+                &self,
+                search: &AccountSearch,
+            ) -> Result<(Vec<AccountRecord>, u64), StoreError> {
+                const WHERE: &str = "WHERE ($1 IS NULL OR status = $1)
+                       AND ($2 = FALSE OR id = $3 OR LOWER(username) LIKE $4 ESCAPE '\\'
+                            OR LOWER(email) LIKE $4 ESCAPE '\\' OR ethereum_address = $5)";
+                let text = TextMatch::new(search.text.as_deref());
+                let status = search.status.map(AccountStatus::as_str);
+                let id = text.id.as_ref().map(uid);
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts {WHERE}
+                     ORDER BY created_at, id LIMIT $6 OFFSET $7"
+                )))
+                .bind(status)
+                .bind(text.any)
+                .bind(&id)
+                .bind(&text.pattern)
+                .bind(&text.address)
+                .bind(limit_to_db(search.limit))
+                .bind(offset_to_db(search.offset))
+                .fetch_all(&self.pool)
+                .await?;
+                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM accounts {WHERE}"
+                )))
+                .bind(status)
+                .bind(text.any)
+                .bind(&id)
+                .bind(&text.pattern)
+                .bind(&text.address)
+                .fetch_one(&self.pool)
+                .await?;
+                let accounts = rows.iter().map(account_from_row).collect::<Result<_, _>>()?;
+                Ok((accounts, count_from_db(total)))
+            }
+
+            async fn list_sessions(
+                &self,
+                filter: &SessionFilter,
+            ) -> Result<(Vec<AccountSessionRecord>, u64), StoreError> {
+                const WHERE: &str = "WHERE ($1 IS NULL OR session_type = $1)
+                       AND ($2 IS NULL OR status = $2)
+                       AND ($3 IS NULL OR account_id = $3)
+                       AND ($4 IS NULL OR created_at >= $4)
+                       AND ($5 IS NULL OR created_at <= $5)";
+                let ty = filter.session_type.map(|t| t.as_str());
+                let status = filter.status.map(|s| s.as_str());
+                let account = filter.account_id.map(|a| uid(&a.0));
+                let since = filter.since.map(ts);
+                let until = filter.until.map(ts);
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT * FROM account_sessions {WHERE}
+                     ORDER BY created_at DESC, session_id DESC LIMIT $6 OFFSET $7"
+                )))
+                .bind(ty)
+                .bind(status)
+                .bind(&account)
+                .bind(since)
+                .bind(until)
+                .bind(limit_to_db(filter.limit))
+                .bind(offset_to_db(filter.offset))
+                .fetch_all(&self.pool)
+                .await?;
+                let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM account_sessions {WHERE}"
+                )))
+                .bind(ty)
+                .bind(status)
+                .bind(&account)
+                .bind(since)
+                .bind(until)
+                .fetch_one(&self.pool)
+                .await?;
+                let sessions = rows.iter().map(session_from_row).collect::<Result<_, _>>()?;
+                Ok((sessions, count_from_db(total)))
+            }
+
+            async fn count_sessions(
+                &self,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<SessionCount>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT session_type, status, COUNT(*) AS n FROM account_sessions
+                     WHERE created_at >= $1 GROUP BY session_type, status
+                     ORDER BY session_type, status",
+                )
+                .bind(ts(since))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let ty: String = row.try_get("session_type")?;
+                        let status: String = row.try_get("status")?;
+                        let n: i64 = row.try_get("n")?;
+                        Ok(SessionCount {
+                            session_type: ty
+                                .parse::<SessionType>()
+                                .map_err(|_| StoreError::Corrupt(format!("session type {ty:?}")))?,
+                            status: status.parse()?,
+                            count: count_from_db(n),
+                        })
+                    })
+                    .collect()
             }
         }
     };
