@@ -307,6 +307,7 @@ async fn up(args: UpArgs) -> Result<()> {
     account.coordinator_service_token = Some(SecretString::from(secrets.service_token.clone()));
     account.bootstrap_api_key = Some(SecretString::from(api_key.clone()));
     account.session_lifetime_seconds = u32::try_from(args.session_lifetime).unwrap_or(u32::MAX);
+    account.party_api_url = Some(endpoints.party_api.clone());
     let resources = account_service::AccountResources {
         db: database(&args, "account").await?,
         bus: bus.clone(),
