@@ -166,7 +166,8 @@ impl AccountConfig {
         }
         if self.body_limit < 1024 || self.share_body_limit < self.body_limit {
             return Err(AccountError::Config(
-                "body_limit must be at least 1 KiB, and share_body_limit at least body_limit".into(),
+                "body_limit must be at least 1 KiB, and share_body_limit at least body_limit"
+                    .into(),
             ));
         }
         if let Some(key) = &self.bootstrap_api_key

@@ -164,7 +164,10 @@ async fn one_base_url(backend: Backend) {
         )
         .await;
     assert_ok(&refreshed);
-    assert_eq!(refreshed.body["public_key"], hex::encode(&wallet.public_key));
+    assert_eq!(
+        refreshed.body["public_key"],
+        hex::encode(&wallet.public_key)
+    );
     let new_share = str_of(&refreshed.body, "share_data").to_owned();
     assert_ne!(new_share, wallet.device_share);
     let done = accounts
@@ -241,7 +244,10 @@ async fn relay_errors(backend: Backend) {
         (direct.status, &direct.body)
     );
     let r = accounts
-        .post(PARTY_SIGN, &json!({"session_id": str_of(&created, "session_id")}))
+        .post(
+            PARTY_SIGN,
+            &json!({"session_id": str_of(&created, "session_id")}),
+        )
         .await;
     assert_error(&r, 400, "invalid_argument");
     assert!(r.error_message().contains("missing field"), "{}", r.body);
@@ -345,7 +351,11 @@ async fn not_configured(backend: Backend) {
         .post(PARTY_KEYGEN, &device_body(&created.body, DEVICE, json!({})))
         .await;
     assert_error(&r, 503, "unavailable");
-    assert!(r.error_message().contains("MPC_PARTY_API_URL"), "{}", r.body);
+    assert!(
+        r.error_message().contains("MPC_PARTY_API_URL"),
+        "{}",
+        r.body
+    );
     // Refused before anything else is looked at (the account is still pending: a sign without
     // a share would be 409).
     let r = accounts

@@ -70,7 +70,11 @@ fn bearer(req: &Request) -> Option<&str> {
 
 /// Middleware of the relayed routes: `X-API-Key` (checked as everywhere here) or an access
 /// token. A wrong key is refused even with a token beside it, as the Server Party API does.
-pub async fn relay_auth(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+pub async fn relay_auth(
+    State(state): State<SharedState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let who = if let Some(key) = req.headers().get(API_KEY_HEADER) {
         let presented = key.to_str().unwrap_or("\u{fffd}");
         match state.keys.authenticate(Some(presented), Utc::now()).await {
@@ -139,7 +143,10 @@ fn client(state: &SharedState) -> Result<&PartyApiClient, ApiError> {
 }
 
 /// The session's account, if this service created the session.
-async fn session_account(state: &SharedState, session_id: &str) -> Result<(SessionId, AccountId), ApiError> {
+async fn session_account(
+    state: &SharedState,
+    session_id: &str,
+) -> Result<(SessionId, AccountId), ApiError> {
     let id = SessionId::parse(session_id)?;
     let record = state
         .service
@@ -334,9 +341,10 @@ pub(crate) async fn sign(
     for (party, share_data) in devices {
         // The coordinator keys join tokens by the canonical party id.
         let party = PartyId::parse(&party)?.to_string();
-        let join_token = session.join_tokens.get(&party).cloned().ok_or_else(|| {
-            ApiError::internal(&format_args!("no join token for signer {party}"))
-        })?;
+        let join_token =
+            session.join_tokens.get(&party).cloned().ok_or_else(|| {
+                ApiError::internal(&format_args!("no join token for signer {party}"))
+            })?;
         let body = SignWithUserShareRequest {
             session_id: session.session_id.to_string(),
             party_id: party,
@@ -357,7 +365,10 @@ pub(crate) async fn sign(
     let mut signature: Option<SignatureResponse> = None;
     while let Some(joined) = calls.join_next().await {
         let answer = joined.map_err(|e| ApiError::internal(&e))??;
-        if signature.as_ref().is_some_and(|s| s.r != answer.r || s.s != answer.s) {
+        if signature
+            .as_ref()
+            .is_some_and(|s| s.r != answer.r || s.s != answer.s)
+        {
             return Err(ApiError::internal(&"devices answered different signatures"));
         }
         signature.get_or_insert(answer);
