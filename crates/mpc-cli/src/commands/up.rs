@@ -461,10 +461,7 @@ fn print_banner(
             args.data_dir.display()
         ));
     }
-    out.push_str(&format!(
-        "  Try it:   mpc demo --url {} --party-api-url {}\n",
-        e.account, e.party_api
-    ));
+    out.push_str(&format!("  Try it:   mpc demo --url {}\n", e.account));
     out.push_str(&format!("  API docs: {}/docs/\n", e.account));
     out.push_str("  Stop:     Ctrl-C\n");
     eprintln!("{out}");
