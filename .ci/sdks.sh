@@ -64,8 +64,8 @@ print(e["account"], e["party_api"], json.load(open(f"{d}/secrets.json"))["api_ke
 EOF
 )
 checks=not_a_server_error,status_code_conformance,response_schema_conformance
-run_st() { # name url
-    "$work/venv/bin/schemathesis" run "$2/openapi.json" -H "X-API-Key: $key" --checks "$checks" \
+run_st() { # name url (from $work: schemathesis keeps a cache in its working directory)
+    cd "$work" && "$work/venv/bin/schemathesis" run "$2/openapi.json" -H "X-API-Key: $key" --checks "$checks" \
         --max-time 60 --request-timeout 30 --report-dir "$work/schemathesis-$1" >"$work/schemathesis-$1.log" 2>&1
 }
 run_st account "$account" & st_account=$!
