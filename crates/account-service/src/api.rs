@@ -58,14 +58,41 @@ pub struct KeygenResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A signer (guide §5.2 step 2). A `share_data` field, as in the guide's SDK examples, is
-/// ignored here and never stored or logged: the device's share goes to the Server Party API.
+/// A signer (guide §3.2, §5.2 step 2). With `share_data` (a device's stored share, as in the
+/// guide's SDK examples) the Account Service runs this party's part through the Server Party
+/// API and answers with the signature in one call; the share is never stored or logged.
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct SignParticipant {
     #[schema(example = "user_device_12345")]
     pub party_id: String,
     #[serde(default)]
     pub device_type: Option<String>,
+    /// The device's `share_data` (hex) from `generate-user-share`. Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub share_data: Option<ShareData>,
+}
+
+/// A device's wrapped share in a request: passed on, never logged (`Debug` shows
+/// `[REDACTED]`).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ShareData(pub String);
+
+impl std::fmt::Debug for ShareData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// `GET /api/v1/mpc/sessions/{id}?wait=SECONDS`.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionQuery {
+    /// Long poll: answer as soon as the session is final (completed, failed, expired), or with
+    /// its current state after this many seconds (0 to 60; default 0, at once).
+    #[param(minimum = 0, maximum = 60)]
+    pub wait: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
@@ -92,6 +119,27 @@ pub struct SignResponse {
     pub join_tokens: BTreeMap<String, String>,
     pub status: String,
     pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/mpc/sign`: the session (guide §5.2 step 2); when a participant brought
+/// `share_data`, the session has completed and the signature comes with it (guide §3.2 output).
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+pub struct SignOutcome {
+    #[serde(flatten)]
+    pub session: SignResponse,
+    /// With `share_data`: the signature, DER hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// With `share_data`: 32 bytes hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r: Option<String>,
+    /// With `share_data`: 32 bytes hex, low-s (EIP-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<String>,
+    /// With `share_data`: the recovery id (0 or 1): `ecrecover(message_hash, r, s, v)` is the
+    /// account's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<u32>,
 }
 
 /// `POST /api/v1/accounts/{id}/recover`.

@@ -54,7 +54,23 @@ pub struct AuditTarget {
 pub struct AuditState {
     pub store: Arc<dyn AccountStore>,
     pub body_limit: usize,
+    /// For the routes whose bodies carry a device's share ([`carries_share`]).
+    pub share_body_limit: usize,
     pub trust_forwarded_for: bool,
+}
+
+/// Routes whose request bodies may carry a device's `share_data`.
+pub fn carries_share(template: Option<&str>) -> bool {
+    matches!(
+        template,
+        Some(
+            "/api/v1/mpc/sign"
+                | "/api/v1/keygen/generate-user-share"
+                | "/api/v1/sign/with-user-share"
+                | "/api/v1/refresh/with-user-share"
+                | "/api/v1/recovery/new-user-share"
+        )
+    )
 }
 
 /// Replaces the value of every [`REDACTED_FIELDS`] key, at any depth, with `"[REDACTED]"`.
@@ -95,6 +111,10 @@ pub fn operation_name(method: &Method, template: Option<&str>) -> String {
     let named = match (method.as_str(), template.unwrap_or("")) {
         ("POST", "/api/v1/mpc/keygen") => Some("keygen"),
         ("POST", "/api/v1/mpc/sign") => Some("sign"),
+        ("POST", "/api/v1/keygen/generate-user-share") => Some("user_share.keygen"),
+        ("POST", "/api/v1/sign/with-user-share") => Some("user_share.sign"),
+        ("POST", "/api/v1/refresh/with-user-share") => Some("user_share.refresh"),
+        ("POST", "/api/v1/recovery/new-user-share") => Some("user_share.recovery"),
         ("POST", "/api/v1/accounts/{account_id}/suspend") => Some("account.suspend"),
         ("POST", "/api/v1/accounts/{account_id}/activate") => Some("account.activate"),
         ("POST", "/api/v1/accounts/{account_id}/refresh") => Some("refresh"),
@@ -152,7 +172,12 @@ pub async fn audit_requests(
 
     // Buffer the body so that it can be both logged and handled. GETs carry none worth keeping.
     let (parts, body) = req.into_parts();
-    let (bytes, response) = match axum::body::to_bytes(body, state.body_limit).await {
+    let limit = if carries_share(template.as_deref()) {
+        state.share_body_limit
+    } else {
+        state.body_limit
+    };
+    let (bytes, response) = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => {
             let req = Request::from_parts(parts, Body::from(bytes.clone()));
             (bytes, next.run(req).await)

@@ -17,6 +17,8 @@ pub const DEFAULT_HTTP_PORT: u16 = 4000;
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// Request bodies are small JSON documents (a sign request with shares inline is the largest).
 pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+/// A 16-party share is ~1.5 MB, ~3 MB as hex (the Server Party API's limit too).
+pub const DEFAULT_SHARE_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct AccountConfig {
@@ -35,6 +37,9 @@ pub struct AccountConfig {
     pub access_token_seed: SecretString,
     pub access_token_lifetime: Duration,
     pub body_limit: usize,
+    /// Bodies that carry a device's share (`POST /api/v1/mpc/sign` and the device
+    /// operations): as the Server Party API's limit, room for a 16-party share as hex.
+    pub share_body_limit: usize,
     /// Session lifetime asked of the coordinator; 0 = the coordinator's default (10 min).
     pub session_lifetime_seconds: u32,
     /// How often sessions still pending here are checked with the coordinator (in case an
@@ -53,6 +58,12 @@ pub struct AccountConfig {
     pub bus_queue: String,
     /// Where the operator console finds the services' metrics and the parties.
     pub console: crate::console::ConsoleConfig,
+    /// The Server Party API (`http://party-api:8083`), to which the device operations
+    /// (`/api/v1/keygen/generate-user-share`, …) and one-call signatures are relayed over the
+    /// internal network. Without it those answer 503.
+    pub party_api_url: Option<String>,
+    /// Deadline of each relayed call: above the Server Party API's own bound (10 min).
+    pub party_api_timeout: Duration,
 }
 
 impl AccountConfig {
@@ -71,6 +82,7 @@ impl AccountConfig {
             access_token_seed,
             access_token_lifetime: DEFAULT_ACCESS_TOKEN_LIFETIME,
             body_limit: DEFAULT_BODY_LIMIT,
+            share_body_limit: DEFAULT_SHARE_BODY_LIMIT,
             session_lifetime_seconds: 0,
             reconcile_interval: Duration::from_secs(5),
             reconcile_after: Duration::from_secs(5),
@@ -78,6 +90,8 @@ impl AccountConfig {
             coordinator_timeout: Duration::from_secs(15),
             bus_queue: crate::outcomes::QUEUE.to_owned(),
             console: crate::console::ConsoleConfig::default(),
+            party_api_url: None,
+            party_api_timeout: Duration::from_secs(630),
         }
     }
 
@@ -87,7 +101,7 @@ impl AccountConfig {
     /// `DATABASE_URL`. Optional: `MPC_ACCOUNT_HTTP_ADDR`, `MPC_COORDINATOR_GRPC` (default
     /// `http://127.0.0.1:50051`), `MPC_SERVICE_TOKEN`, `MPC_API_KEY`,
     /// `MPC_ACCESS_TOKEN_LIFETIME_SECS`, `MPC_SESSION_LIFETIME_SECS`, `MPC_TRUST_FORWARDED_FOR`,
-    /// `MPC_ACCOUNT_BUS_QUEUE`, and the console's (`crate::console::config`).
+    /// `MPC_ACCOUNT_BUS_QUEUE`, `MPC_PARTY_API_URL`, and the console's (`crate::console::config`).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, AccountError> {
         let missing = |name: &str| AccountError::Config(format!("{name} is required"));
         let invalid =
@@ -135,6 +149,9 @@ impl AccountConfig {
             c.bus_queue = v.trim().to_owned();
         }
         c.console = crate::console::ConsoleConfig::from_vars(&var)?;
+        c.party_api_url = var("MPC_PARTY_API_URL")
+            .map(|v| v.trim().trim_end_matches('/').to_owned())
+            .filter(|v| !v.is_empty());
         c.validate()?;
         Ok(c)
     }
@@ -151,9 +168,10 @@ impl AccountConfig {
                 "access_token_lifetime and reconcile_interval must be positive".into(),
             ));
         }
-        if self.body_limit < 1024 {
+        if self.body_limit < 1024 || self.share_body_limit < self.body_limit {
             return Err(AccountError::Config(
-                "body_limit must be at least 1 KiB".into(),
+                "body_limit must be at least 1 KiB, and share_body_limit at least body_limit"
+                    .into(),
             ));
         }
         if let Some(key) = &self.bootstrap_api_key
@@ -172,6 +190,13 @@ impl AccountConfig {
         {
             return Err(AccountError::Config(
                 "coordinator_endpoint must be an http:// or https:// url".into(),
+            ));
+        }
+        if let Some(url) = &self.party_api_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(AccountError::Config(
+                "party_api_url (MPC_PARTY_API_URL) must be an http:// or https:// url".into(),
             ));
         }
         Ok(())
@@ -259,8 +284,10 @@ mod from_vars_tests {
             ("MPC_COORDINATOR_GRPC", "http://coordinator:50051"),
             ("MPC_API_KEY", "a-long-enough-bootstrap-key"),
             ("MPC_TRUST_FORWARDED_FOR", "true"),
+            ("MPC_PARTY_API_URL", "http://party-api:8083/"),
         ]))
         .unwrap();
+        assert_eq!(c.party_api_url.as_deref(), Some("http://party-api:8083"));
         assert_eq!(c.coordinator_endpoint, "http://coordinator:50051");
         assert!(c.bootstrap_api_key.is_some() && c.trust_forwarded_for);
         assert_eq!(c.http_addr.port(), DEFAULT_HTTP_PORT);

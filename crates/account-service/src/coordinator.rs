@@ -106,6 +106,53 @@ impl CoordinatorClient {
             .await?
             .parties)
     }
+    /// The session as soon as it is final (completed, failed, expired), or its latest state
+    /// once `max` has passed: the coordinator's `WatchSession` stream, so that a client's long
+    /// poll costs no polling here either.
+    pub async fn wait_final(
+        &self,
+        id: SessionId,
+        max: Duration,
+    ) -> Result<pb::SessionInfo, ApiError> {
+        let deadline = tokio::time::Instant::now() + max;
+        let mut request = self.request(pb::WatchSessionRequest {
+            session_id: id.to_string(),
+            join_token: String::new(),
+        })?;
+        // The gRPC deadline covers the whole stream.
+        request.set_timeout(max + self.timeout);
+        let mut client = self.inner.clone();
+        let mut stream = call(self.timeout, client.watch_session(request)).await?;
+        let mut latest = None;
+        loop {
+            match tokio::time::timeout_at(deadline, stream.message()).await {
+                Ok(Ok(Some(info))) => {
+                    let done = is_final(info.status);
+                    latest = Some(info);
+                    if done {
+                        break;
+                    }
+                }
+                // The stream ends after a final state; a timeout leaves the latest state.
+                Ok(Ok(None)) | Err(_) => break,
+                Ok(Err(status)) => return Err(map_status(&status)),
+            }
+        }
+        match latest {
+            Some(info) => Ok(info),
+            None => self.get_session(id).await,
+        }
+    }
+}
+
+fn is_final(status: i32) -> bool {
+    [
+        pb::SessionStatus::Completed,
+        pb::SessionStatus::Failed,
+        pb::SessionStatus::Expired,
+    ]
+    .into_iter()
+    .any(|s| i32::from(s) == status)
 }
 
 async fn call<T>(

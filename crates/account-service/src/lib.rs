@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod metrics;
 pub mod outcomes;
+pub mod party_api;
 pub mod service;
 pub mod validate;
 
@@ -100,17 +101,31 @@ pub async fn serve(
         access: config.access_token_signer()?,
         access_lifetime: config.access_token_lifetime,
         console: console::Console::new(&config.console),
+        party_api: config
+            .party_api_url
+            .as_deref()
+            .map(|url| party_api::PartyApiClient::new(url, config.party_api_timeout))
+            .transpose()
+            .map_err(|e| AccountError::Config(e.message))?,
     });
     let audit = Arc::new(audit::AuditState {
         store,
         body_limit: config.body_limit,
+        share_body_limit: config.share_body_limit,
         trust_forwarded_for: config.trust_forwarded_for,
     });
     let readiness = Arc::new(Ready {
         db: resources.db.clone(),
         bus: resources.bus.clone(),
     });
-    let app = http::router(state, audit, &metrics, readiness, config.body_limit);
+    let app = http::router(
+        state,
+        audit,
+        &metrics,
+        readiness,
+        config.body_limit,
+        config.share_body_limit,
+    );
 
     let stop = shutdown.child_token();
     let consumer = tokio::spawn(outcomes::run_consumer(
@@ -125,6 +140,11 @@ pub async fn serve(
         config.reconcile_after,
         stop.clone(),
     ));
+    if config.party_api_url.is_none() {
+        tracing::warn!(
+            "no MPC_PARTY_API_URL: the device operations and one-call signatures answer 503"
+        );
+    }
     if config.bootstrap_api_key.is_none() {
         tracing::info!("no MPC_API_KEY: only API keys created through the admin API work");
     }

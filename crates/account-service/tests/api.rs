@@ -509,6 +509,44 @@ async fn openapi_docs_and_ops_routes_need_no_key() {
     }
     assert!(doc.body["components"]["securitySchemes"]["api_key"].is_object());
     assert!(doc.body["components"]["schemas"]["KeygenRequest"].is_object());
+    // The contract is complete: every authenticated operation documents 401 and 503, every
+    // POST 413, every path parameter is a UUID with its 400, the device operations are there.
+    for path in [
+        "/api/v1/keygen/generate-user-share",
+        "/api/v1/sign/with-user-share",
+        "/api/v1/refresh/with-user-share",
+        "/api/v1/recovery/new-user-share",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let has = |s: &str| responses.contains_key(s);
+            if op.get("security").is_some() {
+                assert!(has("401") && has("503"), "{method} {path}: 401/503");
+            }
+            if method == "post" {
+                assert!(has("413"), "{method} {path}: 413");
+            }
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                if param["in"] == "path" {
+                    assert_eq!(param["schema"]["format"], "uuid", "{method} {path}");
+                    assert!(has("400"), "{method} {path}: 400 for a malformed path");
+                }
+            }
+        }
+    }
+    for (path, method) in [
+        ("/api/v1/mpc/keygen", "post"),
+        ("/api/v1/mpc/sign", "post"),
+        ("/api/v1/sign/with-user-share", "post"),
+    ] {
+        assert!(
+            paths[path][method]["responses"].get("429").is_some(),
+            "{path}: 429"
+        );
+    }
     let ui = c.get("/docs/", None).await;
     assert_eq!(ui.status, 200);
     assert!(

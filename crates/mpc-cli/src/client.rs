@@ -1,18 +1,20 @@
-//! A small client for a running system (Account Service + Server Party API), used by `mpc demo`
-//! and `mpc bench`: the guide's §5 flow — create a wallet with a user device, sign with it.
+//! The CLI's view of a running system, over `mpc-sdk` (the workspace's one HTTP client of the
+//! API): where it is, and the guide's §5 flow — a wallet with a user device, signatures with
+//! its share — as `mpc demo`, `mpc bench` and the client commands use it. Everything goes
+//! through the Account Service's one base URL.
 
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use mpc_protocol::{MessageHash, Signature};
-use reqwest::Client;
-use serde_json::{Value, json};
+use mpc_sdk::{Client, Config, KeygenRequest, Participant, SignParticipant};
+use serde_json::Value;
 
 /// Where the running system is and how to authenticate.
 #[derive(Clone)]
 pub struct Target {
     pub url: String,
-    pub party_api_url: String,
     pub api_key: String,
 }
 
@@ -29,214 +31,161 @@ pub struct Wallet {
 
 #[derive(Clone)]
 pub struct SystemClient {
-    http: Client,
+    pub sdk: Client,
     target: Target,
 }
 
-fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str> {
-    v[name]
-        .as_str()
-        .ok_or_else(|| anyhow!("response lacks `{name}`: {v}"))
-}
-
-fn hex32(v: &Value, name: &str) -> Result<[u8; 32]> {
+pub fn hex32(value: &str, name: &str) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(field(v, name)?, &mut out)
+    hex::decode_to_slice(value, &mut out)
         .with_context(|| format!("`{name}` is not 32 bytes of hex"))?;
     Ok(out)
 }
 
+pub fn public_key_bytes(hex_key: &str) -> Result<[u8; 65]> {
+    hex::decode(hex_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("public_key is not 65 bytes of hex"))
+}
+
+/// The SDK's signature as the engine's type, for k256 verification.
+pub fn engine_signature(sig: &mpc_sdk::Signature) -> Result<Signature> {
+    Ok(Signature {
+        r: hex32(&sig.r, "r")?,
+        s: hex32(&sig.s, "s")?,
+        v: sig.v,
+    })
+}
+
+/// `user_device_<12 hex>`: a fresh device id.
+pub fn random_device_id() -> Result<String> {
+    let mut suffix = [0u8; 6];
+    getrandom::fill(&mut suffix).map_err(|e| anyhow!("{e}"))?;
+    Ok(format!("user_device_{}", hex::encode(suffix)))
+}
+
 impl SystemClient {
-    pub fn new(target: Target) -> Result<Self> {
-        let http = Client::builder()
-            .timeout(Duration::from_secs(600))
-            .pool_max_idle_per_host(64)
-            .build()?;
-        Ok(Self { http, target })
+    /// `max_retries`: retries after 429/503 (0 to see every throttled answer, as the bench
+    /// does); `timeout`: the deadline of each request.
+    pub fn new(target: Target, max_retries: u32, timeout: Duration) -> Result<Self> {
+        let sdk = Client::new(Config {
+            base_url: target.url.clone(),
+            api_key: target.api_key.clone(),
+            access_token: None,
+            timeout,
+            max_retries,
+        })?;
+        Ok(Self { sdk, target })
     }
 
     pub fn target(&self) -> &Target {
         &self.target
     }
 
-    async fn read(url: &str, resp: reqwest::Response) -> Result<Value> {
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let msg = body["error"]["message"]
-                .as_str()
-                .unwrap_or("no error message");
-            let code = body["error"]["code"].as_str().unwrap_or("unknown");
-            bail!("{url} answered {status}: {msg} ({code})");
-        }
-        Ok(body)
-    }
-
-    async fn post(&self, url: String, body: Value) -> Result<Value> {
-        let resp = self
-            .http
-            .post(&url)
-            .header("X-API-Key", &self.target.api_key)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        Self::read(&url, resp).await
-    }
-
-    async fn get(&self, url: String) -> Result<Value> {
-        let resp = self
-            .http
-            .get(&url)
-            .header("X-API-Key", &self.target.api_key)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        Self::read(&url, resp).await
-    }
-
-    /// Keygen for a new `t`-of-`n` wallet: a user device (through the Server Party API) and the
-    /// server parties `server_party_1..n-1`. Returns once the device has its share; the
-    /// `session_id` is returned for reporting.
+    /// Keygen for a new `t`-of-`n` wallet: a user device (its share through the Account
+    /// Service's relay) and the server parties `server_party_1..n-1`. Returns once the device
+    /// has its share, with the keygen's session id.
     pub async fn create_wallet(&self, t: u16, n: u16) -> Result<(Wallet, String)> {
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).map_err(|e| anyhow!("{e}"))?;
-        let device = format!("user_device_{}", hex::encode(suffix));
+        let device = random_device_id()?;
         let servers: Vec<String> = (1..n).map(|i| format!("server_party_{i}")).collect();
-        let mut participants = vec![
-            json!({"party_id": device, "device_type": "android", "device_id": format!("android_{}", hex::encode(suffix))}),
-        ];
-        participants.extend(
-            servers
-                .iter()
-                .map(|s| json!({"party_id": s, "device_type": "server", "platform": "linux"})),
-        );
+        let mut participants = vec![Participant::new(&device, "android")];
+        participants.extend(servers.iter().map(|s| Participant::new(s, "server")));
         let keygen = self
-            .post(
-                format!("{}/api/v1/mpc/keygen", self.target.url),
-                json!({"threshold_n": n, "threshold_t": t, "participants": participants}),
-            )
+            .sdk
+            .create_keygen(&KeygenRequest {
+                threshold_n: n,
+                threshold_t: t,
+                participants,
+                ..KeygenRequest::default()
+            })
             .await?;
-        let session = field(&keygen, "session_id")?.to_owned();
-        let account_id = field(&keygen, "account_id")?.to_owned();
-        let token = keygen["join_tokens"][&device]
-            .as_str()
+        let token = keygen
+            .join_tokens
+            .get(&device)
             .ok_or_else(|| anyhow!("no join token for {device}"))?;
         let share = self
-            .post(
-                format!(
-                    "{}/api/v1/keygen/generate-user-share",
-                    self.target.party_api_url
-                ),
-                json!({"session_id": session, "party_id": device, "join_token": token}),
-            )
+            .sdk
+            .generate_user_share(&keygen.session_id, &device, token, None)
             .await?;
-        let public_key: [u8; 65] = hex::decode(field(&share, "public_key")?)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| anyhow!("public_key is not 65 bytes of hex"))?;
         let wallet = Wallet {
-            account_id,
+            account_id: keygen.account_id,
             device,
             servers,
             threshold: t,
-            share_data: field(&share, "share_data")?.to_owned(),
-            public_key,
+            public_key: public_key_bytes(&share.public_key)?,
+            share_data: share.share_data,
         };
-        Ok((wallet, session))
+        Ok((wallet, keygen.session_id))
     }
 
-    /// Waits until the Account Service has activated the wallet's account.
-    pub async fn wait_active(&self, wallet: &Wallet) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let a = self
-                .get(format!(
-                    "{}/api/v1/accounts/{}",
-                    self.target.url, wallet.account_id
-                ))
-                .await?;
-            match a["status"].as_str() {
-                Some("active") => return Ok(()),
-                Some("failed") => bail!("the account failed: {}", a["failure_reason"]),
-                _ if Instant::now() > deadline => {
-                    bail!("the account is not active after 60 s: {a}")
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
+    /// Waits until the Account Service shows the wallet's account active (reading the keygen
+    /// session applies its outcome if the event has not arrived yet).
+    pub async fn wait_active(&self, wallet: &Wallet, keygen_session: &str) -> Result<()> {
+        let session = self
+            .sdk
+            .wait_for_session(keygen_session, Duration::from_secs(60))
+            .await?;
+        if session.status != "completed" {
+            bail!(
+                "the keygen is {}: {}",
+                session.status,
+                session.failure_reason.unwrap_or_default()
+            );
         }
+        let account = self.sdk.get_account(&wallet.account_id).await?;
+        if account.status != "active" {
+            bail!(
+                "the account is {} after its keygen completed",
+                account.status
+            );
+        }
+        Ok(())
     }
 
-    /// Signs `hash` with the device and the first `t - 1` server parties of the wallet.
-    pub async fn sign(&self, wallet: &Wallet, hash: &MessageHash) -> Result<(Signature, String)> {
-        let signers: Vec<&str> = std::iter::once(wallet.device.as_str())
-            .chain(wallet.servers.iter().map(String::as_str))
-            .take(usize::from(wallet.threshold))
-            .collect();
-        let sign = self
-            .post(
-                format!("{}/api/v1/mpc/sign", self.target.url),
-                json!({
-                    "account_id": wallet.account_id,
-                    "message_hash": hash.to_hex(),
-                    "participants": signers.iter().map(|p| json!({"party_id": p})).collect::<Vec<_>>(),
-                }),
-            )
-            .await?;
-        let session = field(&sign, "session_id")?.to_owned();
-        let token = sign["join_tokens"][&wallet.device]
-            .as_str()
-            .ok_or_else(|| anyhow!("no join token for {}", wallet.device))?;
+    /// Signs `hash` in one call with the device's share and the first `t - 1` server parties.
+    pub async fn sign(
+        &self,
+        wallet: &Wallet,
+        hash: &MessageHash,
+    ) -> Result<(Signature, mpc_sdk::Signature)> {
+        let mut participants = vec![SignParticipant::with_share(
+            &wallet.device,
+            wallet.share_data.clone(),
+        )];
+        participants.extend(
+            wallet
+                .servers
+                .iter()
+                .take(usize::from(wallet.threshold).saturating_sub(1))
+                .map(SignParticipant::server),
+        );
         let sig = self
-            .post(
-                format!("{}/api/v1/sign/with-user-share", self.target.party_api_url),
-                json!({
-                    "session_id": session,
-                    "party_id": wallet.device,
-                    "join_token": token,
-                    "share_data": wallet.share_data,
-                    "message_hash": hash.to_hex(),
-                }),
-            )
+            .sdk
+            .sign_transaction(&wallet.account_id, &hash.to_hex(), participants)
             .await?;
-        let v = sig["v"]
-            .as_u64()
-            .and_then(|v| u8::try_from(v).ok())
-            .ok_or_else(|| anyhow!("`v` missing: {sig}"))?;
-        Ok((
-            Signature {
-                r: hex32(&sig, "r")?,
-                s: hex32(&sig, "s")?,
-                v,
-            },
-            field(&sig, "signature")?.to_owned(),
-        ))
+        Ok((engine_signature(&sig)?, sig))
     }
 }
 
 /// The running system's address and key: the flags, else a local `mpc up`'s data directory, else
-/// the standard ports.
+/// the standard port.
 pub fn resolve_target(
     url: Option<String>,
-    party_api_url: Option<String>,
     api_key: Option<String>,
-    data_dir: &std::path::Path,
+    data_dir: &Path,
 ) -> Result<Target> {
     let endpoints: Option<Value> = std::fs::read(data_dir.join("endpoints.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let from_file = |k: &str| {
-        endpoints
-            .as_ref()
-            .and_then(|e| e[k].as_str())
-            .map(str::to_owned)
-    };
     let url = url
-        .or_else(|| from_file("account"))
+        .or_else(|| {
+            endpoints
+                .as_ref()
+                .and_then(|e| e["account"].as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "http://127.0.0.1:4000".into());
-    let party_api_url = party_api_url
-        .or_else(|| from_file("party_api"))
-        .unwrap_or_else(|| "http://127.0.0.1:8083".into());
     let api_key = match api_key {
         Some(k) => k,
         None => crate::secrets::stored_api_key(data_dir)?.ok_or_else(|| {
@@ -245,7 +194,26 @@ pub fn resolve_target(
     };
     Ok(Target {
         url: url.trim_end_matches('/').into(),
-        party_api_url: party_api_url.trim_end_matches('/').into(),
         api_key,
     })
+}
+
+/// Where a running system is: the flags shared by every client command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// The Account Service (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:4000).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The API key (default: `MPC_API_KEY`, else the one `mpc up` generated in `<data-dir>`).
+    #[arg(long, env = "MPC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The data directory of a local `mpc up`, to find its endpoints and API key.
+    #[arg(long, default_value = "./mpc-data", env = "MPC_DATA_DIR")]
+    pub data_dir: std::path::PathBuf,
+}
+
+impl RemoteArgs {
+    pub fn target(&self) -> Result<Target> {
+        resolve_target(self.url.clone(), self.api_key.clone(), &self.data_dir)
+    }
 }

@@ -35,6 +35,14 @@ enum Command {
     Party(commands::admin::PartyArgs),
     /// Run one service in this process (production: PostgreSQL + RabbitMQ).
     Serve(commands::serve::ServeArgs),
+    /// Create a key on a running system (a device and server parties), with progress.
+    Keygen(commands::remote::KeygenArgs),
+    /// Sign a hash with an account's key on a running system; verified with ecrecover.
+    Sign(commands::remote::SignArgs),
+    /// Read a session of a running system.
+    Session(commands::remote::SessionArgs),
+    /// List the accounts of a running system.
+    Accounts(commands::remote::AccountsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +56,10 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Keys(args) => commands::admin::keys(args),
         Command::Party(args) => commands::admin::party(args),
+        Command::Keygen(args) => commands::remote::keygen(args),
+        Command::Sign(args) => commands::remote::sign(args),
+        Command::Session(args) => commands::remote::session(args),
+        Command::Accounts(args) => commands::remote::accounts(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -61,6 +61,11 @@ pub(crate) async fn start(setup: AccountSetup, cluster: &Cluster, stop: Shutdown
     config.coordinator_service_token = Some(SecretString::from(cluster.service_token().to_owned()));
     config.bootstrap_api_key = Some(SecretString::from(api_key.clone()));
     config.reconcile_interval = Duration::from_secs(3600);
+    // One base URL: the device operations are relayed to the cluster's Server Party API.
+    config.party_api_url = cluster
+        .party_api
+        .as_ref()
+        .map(|api| format!("http://{}", api.http));
     if let Some(queue) = setup.queue {
         config.bus_queue = queue;
     }

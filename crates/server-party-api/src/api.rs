@@ -4,9 +4,10 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /api/v1/keygen/generate-user-share`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct GenerateUserShareRequest {
     pub session_id: String,
     pub party_id: String,
@@ -17,7 +18,7 @@ pub struct GenerateUserShareRequest {
 }
 
 /// `POST /api/v1/sign/with-user-share`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct SignWithUserShareRequest {
     pub session_id: String,
     pub party_id: String,
@@ -29,7 +30,7 @@ pub struct SignWithUserShareRequest {
 }
 
 /// `POST /api/v1/refresh/with-user-share`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct RefreshWithUserShareRequest {
     pub session_id: String,
     pub party_id: String,
@@ -43,7 +44,7 @@ pub struct RefreshWithUserShareRequest {
 /// target (the new holder of its lost index); with it, the device takes part as a holder (a lost
 /// *server* share is being rebuilt). Either way every participant's share is renewed, and the
 /// answer is the device's new share.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct RecoveryNewUserShareRequest {
     pub session_id: String,
     pub party_id: String,
@@ -55,7 +56,7 @@ pub struct RecoveryNewUserShareRequest {
 }
 
 /// The answer to keygen, refresh and recovery: the device's (new) share.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserShareResponse {
     pub success: bool,
     pub session_id: String,
@@ -68,7 +69,7 @@ pub struct UserShareResponse {
 }
 
 /// The answer to a sign: the signature the session produced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignatureResponse {
     pub success: bool,
     pub session_id: String,
@@ -83,7 +84,7 @@ pub struct SignatureResponse {
 }
 
 /// `GET /api/v1/identity`: the key the server parties pin as a delegate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdentityResponse {
     /// Hex of the 32-byte Ed25519 public key.
     pub identity_public_key: String,

@@ -62,6 +62,10 @@ pub(crate) fn router(
             }),
         )
         .merge(shares)
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url(
+            "/openapi.json",
+            <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
         .merge(mpc_service::ops_routes(metrics.clone(), readiness))
         .fallback(mpc_service::not_found_fallback)
         .layer(mpc_service::catch_panic_layer())

@@ -23,6 +23,7 @@ pub mod error;
 pub mod hpke;
 mod http;
 mod metrics;
+pub mod openapi;
 mod session;
 pub mod share;
 

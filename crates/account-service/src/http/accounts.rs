@@ -77,8 +77,9 @@ fn account_target(id: AccountId) -> AuditTarget {
     params(AccountListQuery),
     responses(
         (status = 200, description = "A page of accounts", body = AccountList),
-        (status = 400, description = "Bad query", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
+        (status = 400, description = "invalid_argument: bad query (status, limit, offset)", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -112,11 +113,13 @@ pub async fn list_accounts(
     get,
     path = "/api/v1/accounts/{account_id}",
     tag = "accounts",
-    params(("account_id" = String, Path), AccountQuery),
+    params(("account_id" = uuid::Uuid, Path), AccountQuery),
     responses(
         (status = 200, description = "The account", body = AccountView),
-        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
+        (status = 400, description = "invalid_argument: the account id is not a UUID, or a bad query", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -155,11 +158,15 @@ pub async fn get_account(
     post,
     path = "/api/v1/accounts/{account_id}/suspend",
     tag = "accounts",
-    params(("account_id" = String, Path)),
+    params(("account_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The account, suspended", body = AccountView),
+        (status = 400, description = "invalid_argument: the path parameter is not a UUID", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
-        (status = 409, description = "Only active accounts can be suspended", body = ErrorResponse),
+        (status = 409, description = "failed_precondition: only active accounts can be suspended", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -175,11 +182,15 @@ pub async fn suspend(
     post,
     path = "/api/v1/accounts/{account_id}/activate",
     tag = "accounts",
-    params(("account_id" = String, Path)),
+    params(("account_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The account, active", body = AccountView),
+        (status = 400, description = "invalid_argument: the path parameter is not a UUID", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
-        (status = 409, description = "Only suspended accounts can be activated", body = ErrorResponse),
+        (status = 409, description = "failed_precondition: only suspended accounts can be activated", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -210,11 +221,16 @@ async fn set_suspended(
     post,
     path = "/api/v1/accounts/{account_id}/refresh",
     tag = "accounts",
-    params(("account_id" = String, Path)),
+    params(("account_id" = uuid::Uuid, Path)),
     responses(
         (status = 201, description = "Refresh session created (all n parties)", body = SessionCreatedResponse),
+        (status = 400, description = "invalid_argument: the account id is not a UUID; unknown_party", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
-        (status = 409, description = "The account has no key", body = ErrorResponse),
+        (status = 409, description = "failed_precondition: the account has no key", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 429, description = "overloaded: retry after `Retry-After` seconds", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable; party_unavailable: a server party of the account is not live", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -233,13 +249,17 @@ pub async fn refresh(
     post,
     path = "/api/v1/accounts/{account_id}/recover",
     tag = "accounts",
-    params(("account_id" = String, Path)),
+    params(("account_id" = uuid::Uuid, Path)),
     request_body = RecoverRequest,
     responses(
         (status = 201, description = "Recovery session created", body = SessionCreatedResponse),
-        (status = 400, description = "insufficient_participants, duplicate_party_id, invalid_argument", body = ErrorResponse),
+        (status = 400, description = "insufficient_participants, duplicate_party_id, invalid_argument (body, account id not a UUID); unknown_party", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
-        (status = 409, description = "The account has no key", body = ErrorResponse),
+        (status = 409, description = "failed_precondition: the account has no key", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 429, description = "overloaded: retry after `Retry-After` seconds", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable; party_unavailable: a server party of the account is not live", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -258,12 +278,16 @@ pub async fn recover(
     post,
     path = "/api/v1/accounts/{account_id}/access-tokens",
     tag = "accounts",
-    params(("account_id" = String, Path)),
+    params(("account_id" = uuid::Uuid, Path)),
     responses(
         (status = 201, description = "The token", body = AccessTokenResponse),
+        (status = 400, description = "invalid_argument: the path parameter is not a UUID", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
         (status = 403, description = "account_suspended", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
-        (status = 409, description = "The account's keygen failed", body = ErrorResponse),
+        (status = 409, description = "failed_precondition: the account's keygen failed", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]

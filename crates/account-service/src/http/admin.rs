@@ -40,9 +40,11 @@ fn key_view(k: &ApiKeyRecord) -> ApiKeyView {
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "The new key", body = CreatedApiKey),
-        (status = 400, description = "Bad name, scope or expiry", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
-        (status = 403, description = "Not an admin key", body = ErrorResponse),
+        (status = 400, description = "invalid_argument: bad name, scope or expiry", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 403, description = "permission_denied: not an admin key", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -102,7 +104,9 @@ pub async fn create_api_key(
     tag = "admin",
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
-        (status = 403, description = "Not an admin key", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 403, description = "permission_denied: not an admin key", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -122,11 +126,14 @@ pub async fn list_api_keys(
     delete,
     path = "/api/v1/admin/api-keys/{key_id}",
     tag = "admin",
-    params(("key_id" = String, Path)),
+    params(("key_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The key, revoked", body = ApiKeyView),
-        (status = 403, description = "Not an admin key", body = ErrorResponse),
-        (status = 404, description = "No such key", body = ErrorResponse),
+        (status = 400, description = "invalid_argument: the path parameter is not a UUID", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 403, description = "permission_denied: not an admin key", body = ErrorResponse),
+        (status = 404, description = "not_found: no such key", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -171,8 +178,10 @@ fn parse_time(raw: Option<&str>, what: &str) -> Result<Option<DateTime<Utc>>, Ap
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of entries", body = AuditLogPage),
-        (status = 400, description = "Bad filter", body = ErrorResponse),
-        (status = 403, description = "Not an admin key", body = ErrorResponse),
+        (status = 400, description = "invalid_argument: bad filter", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 403, description = "permission_denied: not an admin key", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]

@@ -8,12 +8,13 @@ pub mod console_assets;
 mod mpc;
 pub mod openapi;
 mod parties;
+pub mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub access_lifetime: Duration,
     /// The operator console's metrics sampler and party probe.
     pub console: Arc<crate::console::Console>,
+    /// Where the device operations and one-call signatures go; `None`: they answer 503.
+    pub party_api: Option<crate::party_api::PartyApiClient>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -89,11 +92,22 @@ pub fn router(
     metrics: &Metrics,
     readiness: Arc<dyn Readiness>,
     body_limit: usize,
+    share_body_limit: usize,
 ) -> Router {
     let keys = state.keys.clone();
+    // Bodies that carry a device's share (hex, up to ~3 MB for 16 parties) may be larger.
+    let shares_limit = DefaultBodyLimit::max(share_body_limit);
+    let relayed = Router::new()
+        .route(relay::KEYGEN_PATH, post(relay::generate_user_share))
+        .route(relay::SIGN_PATH, post(relay::sign_with_user_share))
+        .route(relay::REFRESH_PATH, post(relay::refresh_with_user_share))
+        .route(relay::RECOVERY_PATH, post(relay::recovery_new_user_share))
+        .route_layer(from_fn_with_state(state.clone(), relay::relay_auth))
+        .layer(shares_limit)
+        .with_state(state.clone());
     let api = Router::new()
         .route("/api/v1/mpc/keygen", post(mpc::keygen))
-        .route("/api/v1/mpc/sign", post(mpc::sign))
+        .route("/api/v1/mpc/sign", post(mpc::sign).layer(shares_limit))
         .route("/api/v1/mpc/sessions/{session_id}", get(mpc::get_session))
         .route("/api/v1/accounts", get(accounts::list_accounts))
         .route("/api/v1/accounts/{account_id}", get(accounts::get_account))
@@ -132,6 +146,7 @@ pub fn router(
         .with_state(state.clone())
         // Only matched routes need a key: an unknown path is a 404 for everyone.
         .route_layer(from_fn_with_state(keys, require_api_key))
+        .merge(relayed)
         // Outside the key check, so that refused requests are audited too.
         .layer(from_fn_with_state(audit, audit_requests));
     let public = Router::new()

@@ -9,10 +9,10 @@ use mpc_proto::pb::mpc::coordinator::v1 as pb;
 use mpc_proto::{ApiError, ErrorCode};
 use mpc_service::ApiJson;
 
-use super::{ApiPath, SharedState, parse_session_id};
+use super::{ApiPath, ApiQuery, SharedState, parse_session_id};
 use crate::api::{
-    ErrorResponse, KeygenRequest, KeygenResponse, ParticipantView, SessionView, SignRequest,
-    SignResponse,
+    ErrorResponse, KeygenRequest, KeygenResponse, ParticipantView, SessionQuery, SessionView,
+    SignOutcome, SignRequest,
 };
 use crate::audit::AuditTarget;
 use crate::idempotency;
@@ -31,10 +31,12 @@ use crate::keys::Caller;
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first response")),
     responses(
         (status = 201, description = "Session created", body = KeygenResponse),
-        (status = 400, description = "invalid_threshold, duplicate_party_id, insufficient_participants, invalid_argument", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
-        (status = 409, description = "Username or email taken; Idempotency-Key reused with another body", body = ErrorResponse),
-        (status = 503, description = "The session coordinator is unavailable", body = ErrorResponse),
+        (status = 400, description = "invalid_threshold, duplicate_party_id, insufficient_participants, invalid_argument; unknown_party: a server party that is not registered", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key: missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 409, description = "already_exists: username or email taken; failed_precondition: Idempotency-Key reused with another body or still in progress", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 429, description = "overloaded: retry after `Retry-After` seconds", body = ErrorResponse),
+        (status = 503, description = "unavailable: the database or the session coordinator is unreachable; party_unavailable: a server party is not live", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -51,10 +53,14 @@ pub async fn keygen(
     .await
 }
 
-/// Create a sign session for an account (guide §5.2 step 2).
+/// Create a sign session for an account (guide §5.2 step 2), or sign in one call (§3.2).
 ///
-/// Exactly `threshold_t` parties of the account; the server parties sign by themselves, the
-/// device through the Server Party API. Poll `GET /api/v1/mpc/sessions/{id}` for `r`, `s`, `v`.
+/// Exactly `threshold_t` parties of the account; the server parties sign by themselves.
+/// Without `share_data` the answer is the new session: the device signs through
+/// `POST /api/v1/sign/with-user-share` with its join token, and
+/// `GET /api/v1/mpc/sessions/{id}?wait=60` returns `r`, `s`, `v`. With `share_data` on a
+/// participant, this service runs that participant's part through the Server Party API and
+/// answers once the session has completed, with `signature`, `r`, `s`, `v`.
 #[utoipa::path(
     post,
     path = "/api/v1/mpc/sign",
@@ -62,13 +68,18 @@ pub async fn keygen(
     request_body = SignRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first response")),
     responses(
-        (status = 201, description = "Session created", body = SignResponse),
-        (status = 400, description = "insufficient_participants, invalid_message_hash, duplicate_party_id, invalid_argument", body = ErrorResponse),
-        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
+        (status = 201, description = "Session created; with `share_data`, completed and signed", body = SignOutcome),
+        (status = 400, description = "insufficient_participants, invalid_message_hash, duplicate_party_id, invalid_argument (also a `share_data` that does not open as this party's share); unknown_party", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid API key; with `share_data`, invalid_join_token", body = ErrorResponse),
         (status = 403, description = "account_suspended", body = ErrorResponse),
         (status = 404, description = "account_not_found", body = ErrorResponse),
         (status = 409, description = "The account has no key yet; Idempotency-Key conflicts", body = ErrorResponse),
-        (status = 503, description = "The session coordinator is unavailable", body = ErrorResponse),
+        (status = 410, description = "With `share_data`: the session expired before every party took part", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 422, description = "With `share_data`: protocol_failed (sign failed: reason, blamed party)", body = ErrorResponse),
+        (status = 429, description = "overloaded: retry after `Retry-After` seconds", body = ErrorResponse),
+        (status = 503, description = "unavailable (the coordinator, or with `share_data` the Server Party API); party_unavailable", body = ErrorResponse),
+        (status = 504, description = "With `share_data`: timeout", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -78,10 +89,14 @@ pub async fn sign(
     headers: HeaderMap,
     ApiJson(req): ApiJson<SignRequest>,
 ) -> Response {
-    let service = &state.service;
-    idempotency::run_once(&*service.store, &caller, "sign", &headers, &req, || {
-        service.sign(&req)
-    })
+    idempotency::run_once(
+        &*state.service.store,
+        &caller,
+        "sign",
+        &headers,
+        &req,
+        || super::relay::sign(&state, &req),
+    )
     .await
 }
 
@@ -179,25 +194,46 @@ pub(crate) fn session_view(info: &pb::SessionInfo) -> Result<SessionView, ApiErr
 
 /// A session's state (guide §6.1): participants and their status, and when it is done the public
 /// key and Ethereum address (keygen), the signature `r`, `s`, `v` (sign), or why it failed.
+/// With `?wait=SECONDS` (at most 60) the answer comes as soon as the session is final, or with
+/// its current state when the time is up: a long poll instead of polling.
 #[utoipa::path(
     get,
     path = "/api/v1/mpc/sessions/{session_id}",
     tag = "mpc",
-    params(("session_id" = String, Path, description = "The session id")),
+    params(
+        ("session_id" = uuid::Uuid, Path, description = "The session id"),
+        SessionQuery,
+    ),
     responses(
         (status = 200, description = "The session", body = SessionView),
-        (status = 400, description = "Not a UUID", body = ErrorResponse),
+        (status = 400, description = "Not a UUID; `wait` not 0 to 60", body = ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
         (status = 404, description = "session not found", body = ErrorResponse),
+        (status = 503, description = "The session coordinator is unavailable", body = ErrorResponse),
+        (status = 504, description = "The session coordinator did not answer in time", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
 pub async fn get_session(
     State(state): State<SharedState>,
     ApiPath(session_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<SessionQuery>,
 ) -> Result<Response, ApiError> {
     let id = parse_session_id(&session_id)?;
-    let info = match state.service.coordinator.get_session(id).await {
+    let wait = match query.wait.unwrap_or(0) {
+        w @ 0..=MAX_WAIT_SECONDS => std::time::Duration::from_secs(u64::from(w)),
+        _ => {
+            return Err(ApiError::invalid_argument(format!(
+                "wait must be 0 to {MAX_WAIT_SECONDS} seconds"
+            )));
+        }
+    };
+    let found = if wait.is_zero() {
+        state.service.coordinator.get_session(id).await
+    } else {
+        state.service.coordinator.wait_final(id, wait).await
+    };
+    let info = match found {
         Ok(info) => info,
         Err(e) if matches!(e.code, ErrorCode::SessionNotFound | ErrorCode::NotFound) => {
             return Err(ApiError::session_not_found());
@@ -218,3 +254,6 @@ pub async fn get_session(
     });
     Ok(response)
 }
+
+/// The longest long poll on a session.
+pub const MAX_WAIT_SECONDS: u32 = 60;

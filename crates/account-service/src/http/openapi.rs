@@ -1,9 +1,9 @@
 //! The OpenAPI document (`/openapi.json`), generated from the handlers' annotations.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, admin_console, mpc, parties};
+use super::{accounts, admin, admin_console, mpc, parties, relay};
 use crate::api;
 
 #[derive(OpenApi)]
@@ -11,8 +11,11 @@ use crate::api;
     info(
         title = "MPC-System Account Service",
         description = "The public entry of MPC-System: accounts, keygen and sign orchestration, \
-                       API keys, audit log. Every call but `/api/v1/access-token-key` needs \
-                       `X-API-Key`. Errors are `{\"error\": {\"code\", \"message\"}}`."
+                       API keys, audit log, and the device operations of the Server Party API \
+                       under the same paths: one base URL for a wallet back end. Every call but \
+                       `/api/v1/access-token-key` needs `X-API-Key` (the device operations also \
+                       take a scoped access token as `Authorization: Bearer`). Errors are \
+                       `{\"error\": {\"code\", \"message\"}}`."
     ),
     paths(
         mpc::keygen,
@@ -35,6 +38,10 @@ use crate::api;
         admin_console::overview,
         admin_console::list_sessions,
         admin_console::search_accounts,
+        relay::generate_user_share,
+        relay::sign_with_user_share,
+        relay::refresh_with_user_share,
+        relay::recovery_new_user_share,
     ),
     components(schemas(
         api::KeygenRequest,
@@ -43,6 +50,13 @@ use crate::api;
         api::SignRequest,
         api::SignParticipant,
         api::SignResponse,
+        api::SignOutcome,
+        server_party_api::GenerateUserShareRequest,
+        server_party_api::SignWithUserShareRequest,
+        server_party_api::RefreshWithUserShareRequest,
+        server_party_api::RecoveryNewUserShareRequest,
+        server_party_api::UserShareResponse,
+        server_party_api::SignatureResponse,
         api::RecoverRequest,
         api::SessionCreatedResponse,
         api::SessionView,
@@ -79,6 +93,7 @@ use crate::api;
         (name = "admin", description = "API keys and the audit log (admin keys only)"),
         (name = "parties", description = "The server parties registered with the coordinator"),
         (name = "console", description = "What the operator console (/admin) reads: overview, sessions, account search (admin keys only), parties"),
+        (name = "device", description = "A user device's part of a session, relayed to the Server Party API (same paths and answers; guide §5.1 step 2, §5.2 step 3)"),
     )
 )]
 pub struct ApiDoc;
@@ -91,6 +106,19 @@ impl Modify for ApiKeyHeader {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A scoped access token (POST /api/v1/accounts/{id}/access-tokens): the \
+                         device operations of that account's sessions only",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

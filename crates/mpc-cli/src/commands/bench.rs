@@ -21,18 +21,20 @@ pub struct BenchArgs {
     /// Measure the engine in this process against the bare library, instead of a running system.
     #[arg(long)]
     pub in_process: bool,
-    /// Concurrent clients for the throughput test (services only; 0 skips it).
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// Seconds of the throughput test (services only).
+    /// Concurrent clients of the throughput test, one level after the other, comma-separated
+    /// (e.g. `16,64,256,1000`; services only; 0 skips it).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    pub concurrency: Vec<usize>,
+    /// Seconds of each throughput level (services only).
     #[arg(long, default_value_t = 20)]
     pub duration: u64,
+    /// Seconds a level's requests may still take after its duration; any still open then is
+    /// abandoned and counted as still open (every request has this client-side deadline).
+    #[arg(long, default_value_t = 10)]
+    pub grace: u64,
     /// The Account Service (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:4000).
     #[arg(long)]
     pub url: Option<String>,
-    /// The Server Party API (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:8083).
-    #[arg(long)]
-    pub party_api_url: Option<String>,
     /// The API key (default: `MPC_API_KEY`, else the one `mpc up` generated in `<data-dir>`).
     #[arg(long, env = "MPC_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -124,18 +126,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .map(|c| parse_config(c))
         .collect::<Result<Vec<_>>>()?;
     if !args.in_process {
-        let target = crate::client::resolve_target(
-            args.url,
-            args.party_api_url,
-            args.api_key,
-            &args.data_dir,
-        )?;
+        let target = crate::client::resolve_target(args.url, args.api_key, &args.data_dir)?;
         let bench = super::bench_http::ServiceBench {
             configs,
             keygen_runs: args.keygen_runs,
             sign_runs: args.sign_runs,
-            concurrency: args.concurrency,
+            concurrency: args.concurrency.into_iter().filter(|c| *c > 0).collect(),
             duration: Duration::from_secs(args.duration),
+            grace: Duration::from_secs(args.grace),
             json: args.json,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

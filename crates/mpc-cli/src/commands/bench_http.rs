@@ -1,12 +1,19 @@
 //! `mpc bench` against a running system: keygen and sign latency through HTTP (Account Service →
-//! coordinator → router → parties, with the device's share through the Server Party API, exactly
-//! the guide's §5 flow), and sustained signing throughput with concurrent clients. The engine's
-//! in-process keygen (one thread per party, same machine) is measured in the same run as the
-//! baseline.
+//! coordinator → router → parties, the device's part relayed to the Server Party API: the
+//! guide's §5 flow through one base URL, with `mpc-sdk`), and sustained signing throughput at
+//! one or more concurrency levels. The engine's in-process keygen (one thread per party, same
+//! machine) is measured in the same run as the baseline.
+//!
+//! Each throughput level runs for its duration; then requests still running get a bounded
+//! grace, and any still open after it are abandoned and counted as `still_open` (every request
+//! has that client-side deadline, so a run never hangs). 429 answers are not retried by the
+//! client: they are counted as `throttled` and the worker waits `Retry-After` (bounded by the
+//! level's end) before its next request; other errors count as `failed`. Every signature is
+//! checked with k256 (verify, low-s, ecrecover) against the wallet's key.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use mpc_protocol::MessageHash;
@@ -19,8 +26,9 @@ pub struct ServiceBench {
     pub configs: Vec<(u16, u16)>,
     pub keygen_runs: usize,
     pub sign_runs: usize,
-    pub concurrency: usize,
+    pub concurrency: Vec<usize>,
     pub duration: Duration,
+    pub grace: Duration,
     pub json: bool,
 }
 
@@ -28,6 +36,7 @@ pub struct ServiceBench {
 struct Latency {
     p50_ms: f64,
     p95_ms: f64,
+    p99_ms: f64,
     runs: usize,
 }
 
@@ -41,14 +50,23 @@ struct ConfigResult {
     sign: Latency,
 }
 
+/// One concurrency level of the throughput test.
 #[derive(Serialize)]
-struct Throughput {
+struct Level {
     concurrency: usize,
+    /// From the level's start until its last request ended (at most duration + grace).
     seconds: f64,
+    /// Verified signatures.
     signatures: usize,
-    errors: usize,
     per_second: f64,
+    /// Of the verified signatures.
     latency: Latency,
+    /// Answers with an error other than 429, and signatures that do not verify.
+    failed: usize,
+    /// 429 answers (not retried by the client).
+    throttled: usize,
+    /// Requests abandoned at the level's deadline (duration + grace).
+    still_open: usize,
 }
 
 fn latency(mut samples: Vec<Duration>) -> Latency {
@@ -60,6 +78,7 @@ fn latency(mut samples: Vec<Duration>) -> Latency {
     Latency {
         p50_ms: pick(0.50),
         p95_ms: pick(0.95),
+        p99_ms: pick(0.99),
         runs: samples.len(),
     }
 }
@@ -79,8 +98,102 @@ async fn sign_verified(client: &SystemClient, wallet: &Wallet) -> Result<Duratio
     Ok(took)
 }
 
+/// What one worker saw during a level.
+#[derive(Default)]
+struct WorkerTally {
+    samples: Vec<Duration>,
+    failed: usize,
+    throttled: usize,
+    still_open: usize,
+    first_errors: Vec<String>,
+}
+
+/// Signs until `end`; each request must end by `deadline` (`end` + grace) or is abandoned.
+async fn worker(
+    client: SystemClient,
+    wallet: Wallet,
+    end: Instant,
+    deadline: Instant,
+) -> WorkerTally {
+    let mut tally = WorkerTally::default();
+    while Instant::now() < end {
+        match tokio::time::timeout_at(deadline, sign_verified(&client, &wallet)).await {
+            Err(_) => {
+                tally.still_open += 1;
+                break;
+            }
+            Ok(Ok(took)) => tally.samples.push(took),
+            Ok(Err(e)) => {
+                let throttle = e
+                    .downcast_ref::<mpc_sdk::Error>()
+                    .filter(|e| e.is_throttled())
+                    .map(|e| e.retry_after().unwrap_or(Duration::from_secs(1)));
+                match throttle {
+                    Some(wait) => {
+                        tally.throttled += 1;
+                        tokio::time::sleep_until(end.min(Instant::now() + wait)).await;
+                    }
+                    None => {
+                        tally.failed += 1;
+                        if tally.first_errors.len() < 2 {
+                            tally.first_errors.push(format!("{e:#}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// One level: `concurrency` workers for `duration`, then at most `grace` more.
+async fn level(
+    client: &SystemClient,
+    wallet: &Wallet,
+    concurrency: usize,
+    duration: Duration,
+    grace: Duration,
+) -> Result<Level> {
+    let started = Instant::now();
+    let end = started + duration;
+    let deadline = end + grace;
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        workers.spawn(worker(client.clone(), wallet.clone(), end, deadline));
+    }
+    let (mut samples, mut failed, mut throttled, mut still_open) = (Vec::new(), 0, 0, 0);
+    let mut shown = 0;
+    while let Some(w) = workers.join_next().await {
+        let w = w?;
+        samples.extend(w.samples);
+        failed += w.failed;
+        throttled += w.throttled;
+        still_open += w.still_open;
+        for e in w.first_errors {
+            if shown < 3 {
+                eprintln!("  error: {e}");
+                shown += 1;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let signatures = samples.len();
+    Ok(Level {
+        concurrency,
+        seconds,
+        signatures,
+        per_second: signatures as f64 / seconds,
+        latency: latency(samples),
+        failed,
+        throttled,
+        still_open,
+    })
+}
+
 pub async fn run(target: Target, bench: ServiceBench) -> Result<()> {
-    let client = SystemClient::new(target)?;
+    // The bench counts 429s itself (no retries); the longest request is a keygen.
+    let request_deadline = Duration::from_secs(600).max(bench.duration + bench.grace);
+    let client = SystemClient::new(target, 0, request_deadline)?;
     let mut results = Vec::new();
     let mut throughput_wallet = None;
     for &(t, n) in &bench.configs {
@@ -99,19 +212,19 @@ pub async fn run(target: Target, bench: ServiceBench) -> Result<()> {
         let mut wallet = None;
         for _ in 0..bench.keygen_runs {
             let t0 = Instant::now();
-            let (w, _) = client.create_wallet(t, n).await.with_context(|| {
+            let (w, session) = client.create_wallet(t, n).await.with_context(|| {
                 format!(
                     "{t}-of-{n} keygen (does the system have {} server parties?)",
                     n - 1
                 )
             })?;
             keygens.push(t0.elapsed());
-            wallet = Some(w);
+            wallet = Some((w, session));
         }
-        let Some(wallet) = wallet else {
+        let Some((wallet, session)) = wallet else {
             bail!("no keygen ran")
         };
-        client.wait_active(&wallet).await?;
+        client.wait_active(&wallet, &session).await?;
         let mut signs = Vec::new();
         for _ in 0..bench.sign_runs {
             signs.push(sign_verified(&client, &wallet).await?);
@@ -140,67 +253,38 @@ pub async fn run(target: Target, bench: ServiceBench) -> Result<()> {
         results.push(r);
     }
 
-    let mut throughput = None;
-    if let (Some(wallet), true) = (throughput_wallet, bench.concurrency > 0) {
-        eprintln!(
-            "▶ throughput: {} concurrent clients signing for {:.0} s ({}-of-{})",
-            bench.concurrency,
-            bench.duration.as_secs_f64(),
-            wallet.threshold,
-            wallet.servers.len() + 1
-        );
-        let done = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let deadline = started + bench.duration;
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..bench.concurrency {
-            let (client, wallet, done, errors) =
-                (client.clone(), wallet.clone(), done.clone(), errors.clone());
-            workers.spawn(async move {
-                let mut samples = Vec::new();
-                while Instant::now() < deadline {
-                    match sign_verified(&client, &wallet).await {
-                        Ok(d) => {
-                            samples.push(d);
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                                eprintln!("  error: {e:#}");
-                            }
-                        }
-                    }
-                }
-                samples
-            });
+    let mut levels = Vec::new();
+    if let Some(wallet) = throughput_wallet {
+        for &concurrency in &bench.concurrency {
+            eprintln!(
+                "▶ throughput: {concurrency} concurrent clients signing for {:.0} s (+ at most {:.0} s grace; {}-of-{})",
+                bench.duration.as_secs_f64(),
+                bench.grace.as_secs_f64(),
+                wallet.threshold,
+                wallet.servers.len() + 1
+            );
+            let l = level(&client, &wallet, concurrency, bench.duration, bench.grace).await?;
+            eprintln!(
+                "  {} signatures in {:.1} s: {:.1}/s; p50 {:.0} ms p95 {:.0} ms p99 {:.0} ms; failed {}, throttled {}, still open {}",
+                l.signatures,
+                l.seconds,
+                l.per_second,
+                l.latency.p50_ms,
+                l.latency.p95_ms,
+                l.latency.p99_ms,
+                l.failed,
+                l.throttled,
+                l.still_open
+            );
+            levels.push(l);
         }
-        let mut samples = Vec::new();
-        while let Some(w) = workers.join_next().await {
-            samples.extend(w?);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let signatures = done.load(Ordering::Relaxed);
-        let t = Throughput {
-            concurrency: bench.concurrency,
-            seconds,
-            signatures,
-            errors: errors.load(Ordering::Relaxed),
-            per_second: signatures as f64 / seconds,
-            latency: latency(samples),
-        };
-        eprintln!(
-            "  {} signatures in {:.1} s: {:.1}/s ({} errors); latency under load p50 {:.0} ms p95 {:.0} ms",
-            t.signatures, t.seconds, t.per_second, t.errors, t.latency.p50_ms, t.latency.p95_ms
-        );
-        throughput = Some(t);
     }
 
     if bench.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"configs": results, "throughput": throughput})
+                &serde_json::json!({"configs": results, "throughput": levels})
             )?
         );
     } else {
@@ -221,17 +305,25 @@ pub async fn run(target: Target, bench: ServiceBench) -> Result<()> {
                 r.sign.p95_ms
             );
         }
-        if let Some(t) = throughput {
+        if !levels.is_empty() {
             println!(
-                "\nThroughput: {:.1} signatures/s with {} concurrent clients ({} in {:.1} s, {} errors; latency p50 {:.0} ms, p95 {:.0} ms)",
-                t.per_second,
-                t.concurrency,
-                t.signatures,
-                t.seconds,
-                t.errors,
-                t.latency.p50_ms,
-                t.latency.p95_ms
+                "\n| clients | signatures/s | p50 / p95 / p99 | signatures | failed | throttled (429) | still open |"
             );
+            println!("|---|---|---|---|---|---|---|");
+            for l in &levels {
+                println!(
+                    "| {} | {:.1} | {:.0} / {:.0} / {:.0} ms | {} | {} | {} | {} |",
+                    l.concurrency,
+                    l.per_second,
+                    l.latency.p50_ms,
+                    l.latency.p95_ms,
+                    l.latency.p99_ms,
+                    l.signatures,
+                    l.failed,
+                    l.throttled,
+                    l.still_open
+                );
+            }
         }
     }
     Ok(())

@@ -40,9 +40,6 @@ pub struct DemoArgs {
     /// The Account Service (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:4000).
     #[arg(long, conflicts_with = "in_process")]
     pub url: Option<String>,
-    /// The Server Party API (default: from `<data-dir>/endpoints.json`, else http://127.0.0.1:8083).
-    #[arg(long, conflicts_with = "in_process")]
-    pub party_api_url: Option<String>,
     /// The API key (default: `MPC_API_KEY`, else the one `mpc up` generated in `<data-dir>`).
     #[arg(
         long,
@@ -98,12 +95,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "--signers applies to --in-process; against a running system the device and the first server parties sign"
             );
         }
-        let target = crate::client::resolve_target(
-            args.url.clone(),
-            args.party_api_url.clone(),
-            args.api_key.clone(),
-            &args.data_dir,
-        )?;
+        let target =
+            crate::client::resolve_target(args.url.clone(), args.api_key.clone(), &args.data_dir)?;
         let demo = super::demo_remote::RemoteDemo {
             threshold: t,
             parties: n,

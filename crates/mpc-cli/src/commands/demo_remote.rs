@@ -1,9 +1,11 @@
 //! `mpc demo` against a running system: the integration guide's §5 flow over HTTP.
 //!
-//! 1. `POST /api/v1/mpc/keygen` (Account Service): a wallet for a user device and server parties;
-//!    `POST /api/v1/keygen/generate-user-share` (Server Party API): the device's part of keygen.
-//! 2. `POST /api/v1/mpc/sign` with the device and server parties, then
-//!    `POST /api/v1/sign/with-user-share` with the device's share.
+//! Everything through the Account Service's one base URL, with `mpc-sdk`:
+//! 1. `POST /api/v1/mpc/keygen`: a wallet for a user device and server parties; then
+//!    `POST /api/v1/keygen/generate-user-share`: the device's part of keygen (relayed to the
+//!    Server Party API).
+//! 2. `POST /api/v1/mpc/sign` with the device's `share_data` and server parties: the signature
+//!    in one call.
 //! 3. Check the signature with k256 ecrecover against the wallet's public key.
 
 use std::time::Instant;
@@ -23,7 +25,7 @@ pub struct RemoteDemo {
 }
 
 pub async fn run(target: Target, demo: RemoteDemo) -> Result<()> {
-    let client = SystemClient::new(target)?;
+    let client = SystemClient::new(target, 3, std::time::Duration::from_secs(600))?;
     let (t, n) = (demo.threshold, demo.parties);
     eprintln!(
         "▶ 1. create a {t}-of-{n} wallet (user device + server parties): {}/api/v1/mpc/keygen",
@@ -38,15 +40,16 @@ pub async fn run(target: Target, demo: RemoteDemo) -> Result<()> {
         "✔ wallet created in {keygen_ms:.0} ms (session {session}, account {})\n  address {address}",
         wallet.account_id
     );
-    client.wait_active(&wallet).await?;
+    client.wait_active(&wallet, &session).await?;
 
     eprintln!(
-        "▶ 2. sign {} with the device and {} server part(ies)",
+        "▶ 2. sign {} in one call with the device's share and {} server part(ies)",
         demo.hash.to_hex(),
         t - 1
     );
     let t1 = Instant::now();
-    let (signature, der) = client.sign(&wallet, &demo.hash).await?;
+    let (signature, signed) = client.sign(&wallet, &demo.hash).await?;
+    let der = signed.signature;
     let sign_ms = t1.elapsed().as_secs_f64() * 1e3;
     eprintln!("✔ signed in {sign_ms:.0} ms");
 

@@ -5,5 +5,6 @@ pub mod bench;
 pub mod bench_http;
 pub mod demo;
 pub mod demo_remote;
+pub mod remote;
 pub mod serve;
 pub mod up;

@@ -316,6 +316,7 @@ async fn up(args: UpArgs) -> Result<()> {
     account.console = account_service::console::ConsoleConfig {
         metrics_urls: vec![format!("{}/metrics", endpoints.coordinator_http)],
     };
+    account.party_api_url = Some(endpoints.party_api.clone());
     let resources = account_service::AccountResources {
         db: database(&args, "account").await?,
         bus: bus.clone(),
@@ -469,10 +470,7 @@ fn print_banner(
             args.data_dir.display()
         ));
     }
-    out.push_str(&format!(
-        "  Try it:   mpc demo --url {} --party-api-url {}\n",
-        e.account, e.party_api
-    ));
+    out.push_str(&format!("  Try it:   mpc demo --url {}\n", e.account));
     out.push_str(&format!("  API docs: {}/docs/\n", e.account));
     out.push_str(&format!(
         "  Console:  {}/admin/   (sign in with the API key)\n",

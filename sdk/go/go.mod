@@ -1,0 +1,3 @@
+module github.com/rwadurian/mpc-client-sdk-go
+
+go 1.19

@@ -1,0 +1,4 @@
+export { MPCClient, MAX_WAIT_SECONDS } from "./client.js";
+export type { ClientConfig } from "./client.js";
+export { MPCError } from "./errors.js";
+export type * from "./types.js";
