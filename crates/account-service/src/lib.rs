@@ -17,6 +17,7 @@ pub mod coordinator;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod in_flight;
 pub mod keys;
 pub mod metrics;
 pub mod outcomes;
@@ -91,6 +92,10 @@ pub async fn serve(
         session_lifetime_seconds: config.session_lifetime_seconds,
         metrics: metrics::AccountMetrics::register(&metrics),
         recent_events: Default::default(),
+        in_flight: in_flight::InFlight::new(
+            mpc_service::Admission::new(config.admission, &metrics),
+            config.admission_hold,
+        ),
     });
     let state = Arc::new(http::AppState {
         service: service.clone(),
@@ -134,6 +139,15 @@ pub async fn serve(
         config.bus_queue.clone(),
         stop.clone(),
     ));
+    let admission_expiry = {
+        let (service, stop) = (service.clone(), stop.clone());
+        tokio::spawn(async move {
+            service
+                .in_flight
+                .run_expiry(std::time::Duration::from_secs(1), stop)
+                .await;
+        })
+    };
     let reconciler = tokio::spawn(outcomes::run_reconciler(
         service,
         config.reconcile_interval,
@@ -158,7 +172,7 @@ pub async fn serve(
     .await
     .map_err(AccountError::Http);
     stop.cancel();
-    let _ = tokio::join!(consumer, reconciler);
+    let _ = tokio::join!(consumer, reconciler, admission_expiry);
     tracing::info!("account service stopped");
     result
 }

@@ -183,6 +183,8 @@ impl AccountService {
     /// Applies a terminal session to its account (once), and audits the outcome. Sessions the
     /// service did not create are ignored.
     pub async fn observe(&self, observed: &Observed) -> Result<(), StoreError> {
+        // Ended: its admission slot is free, whether or not this replica applies the outcome.
+        self.in_flight.release(observed.session_id);
         let Some(session) = self.store.get_session(observed.session_id).await? else {
             return Ok(());
         };

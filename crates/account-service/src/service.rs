@@ -30,6 +30,8 @@ pub struct AccountService {
     pub(crate) session_lifetime_seconds: u32,
     pub(crate) metrics: AccountMetrics,
     pub(crate) recent_events: std::sync::Mutex<RecentEvents>,
+    /// Sessions in flight against the entrance's budget.
+    pub(crate) in_flight: crate::in_flight::InFlight,
 }
 
 /// A session the coordinator created, in the shape every "created" response shares.
@@ -148,6 +150,8 @@ impl AccountService {
                 parties.len()
             )));
         }
+        // Last of the checks, before anything is created: a refusal leaves nothing behind.
+        let ticket = self.in_flight.admit("keygen").await?;
         let account = NewAccount {
             id: AccountId::new_random(),
             username: validate::username(req.username.as_deref())?,
@@ -182,6 +186,7 @@ impl AccountService {
                 return Err(e);
             }
         };
+        self.in_flight.hold(ticket, created.session_id);
         self.record(created.session_id, account.id, SessionType::Keygen, None)
             .await?;
         self.metrics.refresh(&*self.store).await;
@@ -304,6 +309,7 @@ impl AccountService {
                 signers.len()
             )));
         }
+        let ticket = self.in_flight.admit("sign").await?;
         let created = self
             .create_session(pb::CreateSessionRequest {
                 session_type: pb_type(SessionType::Sign),
@@ -317,6 +323,7 @@ impl AccountService {
                 ..Default::default()
             })
             .await?;
+        self.in_flight.hold(ticket, created.session_id);
         self.record(created.session_id, account_id, SessionType::Sign, None)
             .await?;
         // A suspension between the check above and the record would not have seen this
@@ -365,6 +372,7 @@ impl AccountService {
             .iter()
             .map(|s| spec(&s.party_id, s.device_type.as_deref(), Some(s.party_index)))
             .collect();
+        let ticket = self.in_flight.admit("refresh").await?;
         let created = self
             .create_session(pb::CreateSessionRequest {
                 session_type: pb_type(SessionType::Refresh),
@@ -377,6 +385,7 @@ impl AccountService {
                 ..Default::default()
             })
             .await?;
+        self.in_flight.hold(ticket, created.session_id);
         self.record(created.session_id, account_id, SessionType::Refresh, None)
             .await?;
         Ok(self.created_response(created, SessionType::Refresh, &account))
@@ -440,6 +449,7 @@ impl AccountService {
             new_device_type.as_deref(),
             Some(lost_share.party_index),
         ));
+        let ticket = self.in_flight.admit("recovery").await?;
         let created = self
             .create_session(pb::CreateSessionRequest {
                 session_type: pb_type(SessionType::Recovery),
@@ -456,6 +466,7 @@ impl AccountService {
                 ..Default::default()
             })
             .await?;
+        self.in_flight.hold(ticket, created.session_id);
         let plan = RecoveryPlan {
             lost_party_id: lost,
             new_party_id: new,

@@ -53,13 +53,16 @@ pub struct RabbitConfig {
     /// The topic exchange events go through; `mpc.events` unless several systems share a
     /// broker.
     pub exchange: String,
-    /// How many unacknowledged deliveries one subscription may hold (`basic.qos`).
+    /// How many unacknowledged deliveries one subscription may hold (`basic.qos`). A server
+    /// party acknowledges `session.created` only when the session is over, so this is also the
+    /// most sessions it can see at once: it must not be smaller than the party's session bound
+    /// (`max_concurrent_sessions`), or sessions would wait unseen in the queue.
     pub prefetch: u16,
 }
 
 impl RabbitConfig {
     pub const DEFAULT_EXCHANGE: &'static str = "mpc.events";
-    pub const DEFAULT_PREFETCH: u16 = 16;
+    pub const DEFAULT_PREFETCH: u16 = 1024;
 
     pub fn new(url: impl Into<String>) -> Self {
         Self {

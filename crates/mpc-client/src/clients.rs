@@ -213,6 +213,25 @@ impl CoordinatorClient {
             join_token: join_token.to_owned(),
             reason: reason.to_owned(),
             blamed_party_id: blamed.map(PartyId::to_string).unwrap_or_default(),
+            overloaded: false,
+        };
+        let response = call("coordinator", self.timeout, inner.report_failure(request)).await?;
+        response
+            .session
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the coordinator sent no session"))
+    }
+
+    /// Declines the session for lack of capacity: it fails at once as `overloaded`, and this
+    /// party is not blamed for it.
+    pub async fn report_busy(
+        &self,
+        join_token: &str,
+    ) -> Result<coordinator::SessionInfo, ApiError> {
+        let mut inner = self.inner.clone();
+        let request = coordinator::ReportFailureRequest {
+            join_token: join_token.to_owned(),
+            overloaded: true,
+            ..Default::default()
         };
         let response = call("coordinator", self.timeout, inner.report_failure(request)).await?;
         response

@@ -6,10 +6,12 @@
 
 pub mod announce;
 pub mod clients;
+pub mod compute;
 pub mod party;
 
 pub use announce::{Announcer, Registered};
 pub use clients::{ClientOptions, CoordinatorClient, MailboxRef, RouterClient};
+pub use compute::{ComputePermit, ComputePool, Priority};
 pub use party::{
     DriverOptions, MailboxTransport, PartyContext, PartyError, PartyOutcome, PartyOutput,
     PartyWork, Progress, Roster, SessionHooks, SignExpectation, TrustPolicy, run_session,

@@ -215,6 +215,20 @@ str_enum_impls!(SessionType, "session type");
 str_enum_impls!(SessionStatus, "session status");
 str_enum_impls!(ParticipantStatus, "participant status");
 
+/// The failure reason of a session a party declined for lack of capacity:
+/// `<type> failed: overloaded: …`. The prefix is stable: entrances map it back to the
+/// `overloaded` code (429), so that a caller retries instead of reporting a fault.
+pub fn overloaded_failure(ty: SessionType, party: &crate::PartyId) -> String {
+    format!("{ty} failed: overloaded: party {party} is at capacity; retry later")
+}
+
+/// Whether a session's failure reason says it was declined for lack of capacity.
+pub fn is_overloaded_failure(reason: &str) -> bool {
+    reason
+        .split_once(" failed: ")
+        .is_some_and(|(_, rest)| rest.starts_with("overloaded:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

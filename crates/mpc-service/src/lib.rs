@@ -5,6 +5,7 @@
 //! [`mpc_proto::ApiError`]. No business logic lives here.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod http_api;
 pub mod layers;
 pub mod metrics;
@@ -12,6 +13,7 @@ pub mod ops;
 pub mod serve;
 pub mod telemetry;
 
+pub use admission::{Admission, AdmissionConfig, Admitted};
 pub use http_api::{
     ApiJson, DEFAULT_BODY_LIMIT, catch_panic_layer, not_found_fallback, with_body_limit,
 };

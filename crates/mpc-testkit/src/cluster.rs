@@ -55,6 +55,7 @@ pub struct ClusterBuilder {
     pub(crate) account_service: bool,
     pub(crate) account_tweak: Option<AccountTweak>,
     registry: RegistryConfig,
+    pub(crate) compute_permits: Option<usize>,
 }
 
 impl Default for ClusterBuilder {
@@ -72,6 +73,7 @@ impl Default for ClusterBuilder {
             account_service: false,
             account_tweak: None,
             registry: RegistryConfig::default(),
+            compute_permits: None,
         }
     }
 }
@@ -132,6 +134,13 @@ impl ClusterBuilder {
     /// the key, keeps their shares apart).
     pub fn shared_master_key(mut self, shared: bool) -> Self {
         self.shared_master_key = shared;
+        self
+    }
+
+    /// Each server party (and the Server Party API) computes with a pool of its own of `n` CPU
+    /// permits, instead of sharing the process's.
+    pub fn compute_permits(mut self, n: usize) -> Self {
+        self.compute_permits = Some(n);
         self
     }
 
@@ -250,6 +259,7 @@ impl ClusterBuilder {
             parties,
             driver: self.driver,
             max_concurrent_sessions: self.max_concurrent_sessions,
+            compute_permits: self.compute_permits,
             delegates,
             allow_unpinned: self.allow_unpinned,
             shutdown,
@@ -328,6 +338,7 @@ pub struct Cluster {
     parties: Vec<PartyHandle>,
     pub(crate) driver: DriverOptions,
     max_concurrent_sessions: usize,
+    pub(crate) compute_permits: Option<usize>,
     delegates: Vec<IdentityPublicKey>,
     allow_unpinned: bool,
     pub(crate) shutdown: Shutdown,
@@ -424,6 +435,7 @@ impl Cluster {
             options: self.driver,
             cancel: CancellationToken::new(),
             progress: None,
+            compute: mpc_client::ComputePool::shared(),
         }
     }
 
@@ -463,6 +475,7 @@ impl Cluster {
         config.bus_queue = p.queue.clone();
         config.trust = trust;
         config.max_concurrent_sessions = self.max_concurrent_sessions;
+        config.compute = self.compute_permits.map(mpc_client::ComputePool::new);
         config.driver = self.driver;
         config.shutdown_grace = Duration::from_secs(5);
         config.service_token = Some(SecretString::from(self.service_token.clone()));

@@ -117,6 +117,7 @@ pub(crate) async fn start(
     config.trust = cluster.pins();
     config.driver = driver;
     config.account_service_url = account_url.clone();
+    config.compute = cluster.compute_permits.map(mpc_client::ComputePool::new);
     // Short, so that a revoked key stops working quickly in tests.
     config.api_key_cache_ttl = std::time::Duration::from_millis(500);
     config.service_token = Some(SecretString::from(cluster.service_token().to_owned()));

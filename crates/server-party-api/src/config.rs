@@ -20,7 +20,13 @@ pub const DEFAULT_HTTP_PORT: u16 = 8083;
 pub const DEFAULT_SHARE_KEY_ID: &str = "uk-1";
 /// The coordinator's default session lifetime: no request needs to wait longer.
 pub const DEFAULT_MAX_REQUEST_TIME: Duration = Duration::from_secs(600);
-pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 16;
+/// Device sessions running here at once (the admission budget); measured: a 2-of-3 signature
+/// keeps this API in flight for ≈ 20–60 ms of a busy machine's time, so 64 in flight is well
+/// above what two cores sustain while bounding the latency of a burst.
+pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 64;
+/// Requests that may wait for a slot beyond the budget, and for how long, before a 429.
+pub const DEFAULT_ADMISSION_QUEUE: usize = 256;
+pub const DEFAULT_ADMISSION_WAIT: Duration = Duration::from_secs(2);
 /// A 16-party share is ~1.5 MB, ~3 MB as hex: room for that and the JSON around it.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// A key the Account Service accepted is trusted this long without asking again.
@@ -75,8 +81,9 @@ pub struct PartyApiConfig {
     pub trust: TrustPolicy,
     /// No request holds longer than this (the session's own deadline usually comes first).
     pub max_request_time: Duration,
-    /// Sessions run at once; more requests wait for a slot within their time bound.
-    pub max_concurrent_sessions: usize,
+    /// Admission (sessions in flight at once, the FIFO queue in front of them, its longest
+    /// wait); beyond both, `429 overloaded` with `Retry-After`.
+    pub admission: mpc_service::AdmissionConfig,
     pub body_limit: usize,
     pub driver: DriverOptions,
     pub client: ClientOptions,
@@ -90,6 +97,8 @@ pub struct PartyApiConfig {
     pub registry_id: String,
     /// The coordinator's service token (`MPC_SERVICE_TOKEN`), for the registry announcements.
     pub service_token: Option<SecretString>,
+    /// CPU for the engine's steps: the process's pool unless set (tests).
+    pub compute: Option<mpc_client::ComputePool>,
 }
 
 impl fmt::Debug for PartyApiConfig {
@@ -114,7 +123,7 @@ impl fmt::Debug for PartyApiConfig {
             .field("share_keys", &self.share_keys)
             .field("trust", &self.trust)
             .field("max_request_time", &self.max_request_time)
-            .field("max_concurrent_sessions", &self.max_concurrent_sessions)
+            .field("admission", &self.admission)
             .field("account_service_url", &self.account_service_url)
             .field("api_key_cache_ttl", &self.api_key_cache_ttl)
             .field("registry_id", &self.registry_id)
@@ -146,7 +155,11 @@ impl PartyApiConfig {
             share_keys: ShareKeys::single(share_key),
             trust: TrustPolicy::new(),
             max_request_time: DEFAULT_MAX_REQUEST_TIME,
-            max_concurrent_sessions: DEFAULT_MAX_CONCURRENT_SESSIONS,
+            admission: mpc_service::AdmissionConfig {
+                budget: DEFAULT_MAX_CONCURRENT_SESSIONS,
+                queue_limit: DEFAULT_ADMISSION_QUEUE,
+                max_wait: DEFAULT_ADMISSION_WAIT,
+            },
             body_limit: DEFAULT_BODY_LIMIT,
             driver: DriverOptions::default(),
             client: ClientOptions::default(),
@@ -154,13 +167,14 @@ impl PartyApiConfig {
             api_key_cache_ttl: DEFAULT_API_KEY_CACHE_TTL,
             registry_id: DEFAULT_REGISTRY_ID.into(),
             service_token: None,
+            compute: None,
         }
     }
 
     pub(crate) fn validate(&self) -> Result<TokenVerifier, PartyApiError> {
-        if self.max_concurrent_sessions == 0 {
+        if self.admission.budget == 0 {
             return Err(PartyApiError::Config(
-                "max_concurrent_sessions must be at least 1".into(),
+                "the admission budget (MPC_PARTY_API_MAX_SESSIONS) must be at least 1".into(),
             ));
         }
         if self.max_request_time.is_zero() {
@@ -266,11 +280,18 @@ impl PartyApiConfig {
             config.max_request_time = Duration::from_secs(secs);
         }
         if let Some(v) = var("MPC_PARTY_API_MAX_SESSIONS") {
-            config.max_concurrent_sessions = v
+            config.admission.budget = v
                 .trim()
                 .parse()
                 .map_err(|_| invalid("MPC_PARTY_API_MAX_SESSIONS", "expected a number"))?;
         }
+        config.admission = config
+            .admission
+            .from_vars(
+                "MPC_PARTY_API_ADMISSION",
+                &var as &dyn Fn(&str) -> Option<String>,
+            )
+            .map_err(PartyApiError::Config)?;
         config.account_service_url = var("MPC_ACCOUNT_SERVICE_URL")
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty());
@@ -422,7 +443,7 @@ mod tests {
         assert_eq!(c.http_addr.port(), 8083);
         assert_eq!(c.api_keys.len(), 1);
         assert_eq!(c.share_keys.current().id(), "uk-1");
-        assert_eq!(c.max_concurrent_sessions, 3);
+        assert_eq!(c.admission.budget, 3);
         assert_eq!(c.trust.pinned().len(), 1);
         assert_eq!(
             c.identity_seed.public_key(),

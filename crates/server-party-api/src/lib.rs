@@ -34,7 +34,6 @@ use mpc_client::{CoordinatorClient, PartyContext, RouterClient};
 use mpc_proto::AccessTokenVerifier;
 use mpc_service::{Metrics, Shutdown};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use api::{
     GenerateUserShareRequest, IdentityResponse, RecoveryNewUserShareRequest,
@@ -117,6 +116,10 @@ pub async fn serve_with(
         options: config.driver,
         cancel: stop.clone(),
         progress: None,
+        compute: config
+            .compute
+            .clone()
+            .unwrap_or_else(mpc_client::ComputePool::shared),
     };
     let registry_id = mpc_proto::PartyId::parse(&config.registry_id)
         .map_err(|e| PartyApiError::Config(e.message))?;
@@ -126,7 +129,7 @@ pub async fn serve_with(
         ctx,
         share_keys: config.share_keys.clone(),
         auth,
-        permits: Arc::new(Semaphore::new(config.max_concurrent_sessions)),
+        admission: mpc_service::Admission::new(config.admission, &metrics),
         max_request_time: config.max_request_time,
         metrics: metrics::ApiMetrics::register(&metrics),
         running: Mutex::new(HashSet::new()),
@@ -159,7 +162,7 @@ pub async fn serve_with(
         http = ?listeners.http.local_addr().ok(),
         identity_public_key = %identity_public,
         share_key_id = config.share_keys.current().id(),
-        max_concurrent_sessions = config.max_concurrent_sessions,
+        admission_budget = config.admission.budget,
         "server party API listening"
     );
     let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;

@@ -24,7 +24,6 @@ use mpc_client::{
 use mpc_proto::pb::mpc::coordinator::v1 as pb;
 use mpc_proto::{ApiError, ErrorCode, JoinClaims, PartyId, SessionId, SessionType};
 use mpc_protocol::{MessageHash, PublicKey, Signature};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -45,7 +44,8 @@ pub(crate) struct Api {
     pub(crate) ctx: PartyContext,
     pub(crate) share_keys: ShareKeys,
     pub(crate) auth: Arc<dyn Authenticator>,
-    pub(crate) permits: Arc<Semaphore>,
+    /// Device sessions in flight, the FIFO queue in front of them, 429 beyond.
+    pub(crate) admission: mpc_service::Admission,
     pub(crate) max_request_time: Duration,
     pub(crate) metrics: ApiMetrics,
     /// (session, party) pairs with a request running here: a retry must not join twice.
@@ -130,6 +130,15 @@ impl Api {
         let started = Instant::now();
         let deadline = started + self.max_request_time;
         let ty = request.session_type();
+        // Admitted first: a refusal (429 overloaded) costs nothing and touches no session.
+        let admitted = match self.admission.admit(operation_name(ty)).await {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                tracing::info!(session_type = %ty, code = %e.code, "request refused: at capacity");
+                self.metrics.ended(ty, Outcome::Refused, None);
+                return Err(e);
+            }
+        };
         let prepared = match self.prepare(caller, target, request).await {
             Ok(p) => p,
             Err(e) => {
@@ -138,7 +147,7 @@ impl Api {
                 return Err(e);
             }
         };
-        let result = self.run(prepared, deadline).await;
+        let result = self.run(prepared, deadline, admitted).await;
         let outcome = if result.is_ok() {
             Outcome::Completed
         } else {
@@ -337,22 +346,14 @@ impl Api {
     }
 
     /// Runs the party in its own task, bounded by `deadline`.
-    async fn run(self: &Arc<Self>, p: Prepared, deadline: Instant) -> Result<Answer, ApiError> {
+    async fn run(
+        self: &Arc<Self>,
+        p: Prepared,
+        deadline: Instant,
+        admitted: mpc_service::Admitted,
+    ) -> Result<Answer, ApiError> {
         let ty = p.claims.typ;
         let _claimed = Claim::take(self, p.claims.sid, p.claims.pid.clone())?;
-        let permit =
-            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => {
-                    return Err(ApiError::new(ErrorCode::Unavailable, "the API is stopping"));
-                }
-                Err(_) => {
-                    return Err(ApiError::new(
-                        ErrorCode::ResourceExhausted,
-                        "too many sessions at once: no slot became free in time",
-                    ));
-                }
-            };
         let gauge = self.metrics.running();
         let cancel = self.ctx.cancel.child_token();
         // Dropped with the request (the caller went away): the party reports a failure.
@@ -369,7 +370,7 @@ impl Api {
         let mut task = tokio::spawn(
             async move {
                 // Held until the party is done, even when the request is gone.
-                let _permit = permit;
+                let _admitted = admitted;
                 let _gauge = gauge;
                 take_part(ctx, keys, p).await
             }
@@ -395,6 +396,15 @@ impl Api {
         };
         abandon.disarm();
         result
+    }
+}
+
+fn operation_name(ty: SessionType) -> &'static str {
+    match ty {
+        SessionType::Keygen => "keygen",
+        SessionType::Sign => "sign",
+        SessionType::Refresh => "refresh",
+        SessionType::Recovery => "recovery",
     }
 }
 
@@ -458,6 +468,11 @@ async fn take_part(ctx: PartyContext, keys: ShareKeys, p: Prepared) -> Result<An
     match status(&ended) {
         pb::SessionStatus::Completed => {}
         pb::SessionStatus::Expired => return Err(ApiError::from_code(ErrorCode::SessionExpired)),
+        _ if mpc_proto::status::is_overloaded_failure(&ended.failure_reason) => {
+            return Err(
+                ApiError::new(ErrorCode::Overloaded, ended.failure_reason).with_retry_after(1)
+            );
+        }
         _ => {
             let reason = if ended.failure_reason.is_empty() {
                 format!("{ty} failed")

@@ -16,7 +16,9 @@ use crate::error::PartyServiceError;
 
 /// Integration guide / DESIGN.md §3: server parties serve HTTP from 8091 on.
 pub const DEFAULT_HTTP_PORT: u16 = 8091;
-pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 8;
+/// Sessions a party holds at once (joined, waiting, running): a memory bound, not a CPU one
+/// (the engine's steps share the machine's cores through the process's compute pool).
+pub const DEFAULT_MAX_CONCURRENT_SESSIONS: usize = 1024;
 pub const DEFAULT_MASTER_KEY_ID: &str = "kek-1";
 
 #[derive(Clone)]
@@ -40,7 +42,8 @@ pub struct PartyConfig {
     pub master_key: SealingKey,
     /// Whose identity keys this party accepts (pin the other server parties).
     pub trust: TrustPolicy,
-    /// Sessions run at the same time at most; more wait (their events stay unacknowledged).
+    /// Sessions held at once at most (a memory bound); more are declined as busy at once
+    /// (`overloaded`, nobody blamed). On RabbitMQ the consumer's prefetch must be at least this.
     pub max_concurrent_sessions: usize,
     /// The coordinator's Ed25519 join-token key (verifies the tokens in events).
     pub join_token_public_key: [u8; 32],
@@ -50,6 +53,9 @@ pub struct PartyConfig {
     pub shutdown_grace: Duration,
     /// The coordinator's service token (`MPC_SERVICE_TOKEN`), for the registry announcements.
     pub service_token: Option<SecretString>,
+    /// CPU for the engine's steps: the process's pool (`ComputePool::shared`, sized to the
+    /// machine) unless set (tests give parties small pools of their own).
+    pub compute: Option<mpc_client::ComputePool>,
 }
 
 impl fmt::Debug for PartyConfig {
@@ -99,6 +105,7 @@ impl PartyConfig {
             client: ClientOptions::default(),
             shutdown_grace: Duration::from_secs(10),
             service_token: None,
+            compute: None,
         }
     }
 

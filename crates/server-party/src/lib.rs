@@ -33,7 +33,6 @@ use mpc_protocol::{IdentityPublicKey, SealingKey};
 use mpc_service::{Metrics, Shutdown};
 use mpc_store::Db;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 pub use config::{PartyConfig, master_key_from_base64, master_key_from_file, queue_name};
 pub use error::PartyServiceError;
@@ -116,6 +115,10 @@ pub async fn serve(
         options: config.driver,
         cancel: stop.child_token(),
         progress: None,
+        compute: config
+            .compute
+            .clone()
+            .unwrap_or_else(mpc_client::ComputePool::shared),
     };
     let metrics = Metrics::new(SERVICE);
     let party = Arc::new(worker::Party {
@@ -123,10 +126,25 @@ pub async fn serve(
         store,
         ctx,
         kek: config.master_key.clone(),
-        permits: Arc::new(Semaphore::new(config.max_concurrent_sessions)),
+        max_sessions: config.max_concurrent_sessions,
         running: Mutex::new(HashSet::new()),
         metrics: metrics::PartyMetrics::register(&metrics),
     });
+    // The compute pool's queue, as a metric (the pool knows nothing of metrics).
+    let sampler = {
+        let (party, stop) = (party.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                party
+                    .metrics
+                    .set_compute_waiting(party.ctx.compute.waiting());
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    };
     let sessions = party.clone();
     let (registered, announcer) = mpc_client::Announcer {
         coordinator: party.ctx.coordinator.clone(),
@@ -168,6 +186,7 @@ pub async fn serve(
         tracing::error!(party_id = %config.party_id, "the event consumer panicked");
     }
     let _ = announcer.await;
+    let _ = sampler.await;
     tracing::info!(party_id = %config.party_id, "server party stopped");
     served.map_err(PartyServiceError::Http)
 }

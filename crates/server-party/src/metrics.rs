@@ -1,4 +1,4 @@
-//! The server party's metrics: sessions by type and outcome, sessions running and waiting for a
+//! The server party's metrics: sessions by type and outcome, sessions running, engine steps waiting for a
 //! slot (with the peak of running ones), protocol durations by type.
 //!
 //! Every name is `mpc_party_*`. The guide's names (§6.3: `mpc_sessions_total`,
@@ -86,8 +86,8 @@ impl PartyMetrics {
             this.active.clone(),
         );
         metrics.register(
-            "mpc_party_waiting_sessions",
-            "Sessions waiting for a free slot (max_concurrent_sessions)",
+            "mpc_party_compute_waiting",
+            "Engine steps waiting for a CPU permit of this process's compute pool (sampled each second)",
             this.waiting.clone(),
         );
         metrics.register(
@@ -119,10 +119,9 @@ impl PartyMetrics {
         }
     }
 
-    /// Counts a session waiting for a slot until the guard is dropped.
-    pub fn waiting(&self) -> GaugeGuard {
-        self.waiting.inc();
-        GaugeGuard(self.waiting.clone())
+    /// Engine steps waiting for the CPU now.
+    pub fn set_compute_waiting(&self, steps: usize) {
+        self.waiting.set(i64::try_from(steps).unwrap_or(i64::MAX));
     }
 
     /// Counts a running session until the guard is dropped.

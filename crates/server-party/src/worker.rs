@@ -1,9 +1,12 @@
 //! Consuming session events and running sessions.
 //!
-//! - `session.created` naming this party with a token for it: the session runs in its own task,
-//!   at most `max_concurrent_sessions` at once (the rest wait, in arrival order). The delivery
-//!   is acknowledged only when the session is finished and recorded, so a crash leaves it in
-//!   the durable queue. A redelivery of a session already handled is acknowledged and ignored;
+//! - `session.created` naming this party with a token for it: the session runs in its own task
+//!   at once. Joining and waiting for the other parties hold nothing scarce (only the engine's
+//!   CPU steps are bounded, by the process's `ComputePool`), so sessions never wait on each
+//!   other in a cycle. Memory is bounded by `max_concurrent_sessions`: beyond it the party
+//!   declines at once as busy (the session fails as `overloaded`, nobody is blamed) instead of
+//!   letting it wait out its lifetime. The delivery is acknowledged only when the session is
+//!   finished and recorded, so a crash leaves it in the durable queue. A redelivery of a session already handled is acknowledged and ignored;
 //!   one the previous process left half-done is reported as failed (its engine state is gone,
 //!   and the coordinator would refuse new session keys anyway).
 //! - `session.completed` activates this party's pending share of the session (retiring and
@@ -25,7 +28,6 @@ use mpc_proto::{PartyId, SessionId, SessionStatus, SessionType};
 use mpc_protocol::{MessageHash, SealingKey};
 use mpc_service::Shutdown;
 use mpc_store::party::{KeyBan, LocalState, PartyStore, PendingOutcome, SessionOutcome};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -38,7 +40,8 @@ pub(crate) struct Party {
     pub(crate) store: Arc<dyn PartyStore>,
     pub(crate) ctx: PartyContext,
     pub(crate) kek: SealingKey,
-    pub(crate) permits: Arc<Semaphore>,
+    /// Sessions held at once at most (memory); more are declined as busy.
+    pub(crate) max_sessions: usize,
     /// Sessions running in this process (a redelivery of one of these is a duplicate, not a
     /// leftover of a crash).
     pub(crate) running: Mutex<HashSet<SessionId>>,
@@ -232,24 +235,31 @@ async fn run_created(party: Arc<Party>, delivery: Delivery, token: String) {
         party: &party,
         session_id,
     };
-    let permit = {
-        let _waiting = party.metrics.waiting();
-        tokio::select! {
-            // Shutting down before the session started: leave the event to the next process.
-            () = party.ctx.cancel.cancelled() => return,
-            permit = party.permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        }
-    };
+    if party.active_sessions() as usize > party.max_sessions {
+        decline_busy(&party, &event, &token).await;
+        ack(delivery).await;
+        return;
+    }
     let finished = handle(&party, &event, &token).await;
-    drop(permit);
     if finished {
         ack(delivery).await;
     } else if let Err(e) = delivery.nack(true).await {
         tracing::debug!(error = %e, "nack failed");
     }
+}
+
+/// Declines a session for lack of room: it fails at once as `overloaded`, nobody blamed.
+async fn decline_busy(party: &Party, event: &SessionEvent, token: &str) {
+    tracing::warn!(
+        max_sessions = party.max_sessions,
+        "declining a session: this party holds as many sessions as it may"
+    );
+    if let Err(e) = party.ctx.coordinator.report_busy(token).await {
+        tracing::info!(error = %e, "cannot report the session as declined");
+    }
+    party
+        .metrics
+        .ended(event.session_type, LocalOutcome::Skipped, None);
 }
 
 /// Runs one session from its `session.created` event. False when nothing could be recorded

@@ -292,7 +292,12 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         let req = request.into_inner();
         let session = self
             .coordinator
-            .report_failure(&req.join_token, &req.reason, Some(&req.blamed_party_id))
+            .report_failure(
+                &req.join_token,
+                &req.reason,
+                Some(&req.blamed_party_id),
+                req.overloaded,
+            )
             .await?;
         Ok(Response::new(pb::ReportFailureResponse {
             session: Some(session_info(&session)),

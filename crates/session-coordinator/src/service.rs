@@ -377,8 +377,10 @@ impl Coordinator {
         token: &str,
         reason: &str,
         blamed_party: Option<&str>,
+        overloaded: bool,
     ) -> Result<SessionRecord, ApiError> {
         let (claims, session) = self.authenticate(token).await?;
+        let blamed_party = if overloaded { None } else { blamed_party };
         let blamed = match blamed_party.filter(|b| !b.is_empty()) {
             Some(raw) => {
                 let blamed = PartyId::parse(raw)?;
@@ -391,7 +393,11 @@ impl Coordinator {
             }
             None => None,
         };
-        let reason = failure_reason(session.session_type, &claims.pid, reason)?;
+        let reason = if overloaded {
+            mpc_proto::status::overloaded_failure(session.session_type, &claims.pid)
+        } else {
+            failure_reason(session.session_type, &claims.pid, reason)?
+        };
         match session.status {
             // Several parties usually notice the same failure: the first report wins.
             SessionStatus::Failed => return Ok(session),

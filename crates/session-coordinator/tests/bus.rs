@@ -70,6 +70,7 @@ async fn a_server_party_joins_from_the_event(bus: Arc<dyn EventBus>) {
             join_token: token,
             reason: "cannot store the share".into(),
             blamed_party_id: String::new(),
+            overloaded: false,
         })
         .await
         .unwrap();

@@ -373,6 +373,7 @@ async fn a_party_reports_failure_and_blames_another() {
             join_token: tokens[0].clone(),
             reason: "x".into(),
             blamed_party_id: "stranger".into(),
+            overloaded: false,
         })
         .await;
     assert_eq!(code(bogus), ErrorCode::InvalidArgument);
@@ -382,6 +383,7 @@ async fn a_party_reports_failure_and_blames_another() {
             join_token: tokens[0].clone(),
             reason: "party server_party_2 sent an invalid message".into(),
             blamed_party_id: "server_party_2".into(),
+            overloaded: false,
         })
         .await
         .unwrap()
@@ -412,6 +414,7 @@ async fn a_party_reports_failure_and_blames_another() {
             join_token: tokens[1].clone(),
             reason: "aborted".into(),
             blamed_party_id: String::new(),
+            overloaded: false,
         })
         .await
         .unwrap()

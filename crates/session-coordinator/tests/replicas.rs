@@ -230,6 +230,7 @@ async fn watch_sees_changes_made_through_another_replica(t: TestDb) {
             join_token: tokens[0].clone(),
             reason: "device went offline".into(),
             blamed_party_id: String::new(),
+            overloaded: false,
         })
         .await
         .unwrap();

@@ -402,6 +402,7 @@ pub async fn fail_session(cluster: &Cluster, created: &Value, reason: &str, blam
             join_token: tokens[0].clone(),
             reason: reason.into(),
             blamed_party_id: blamed.into(),
+            overloaded: false,
         })
         .await
         .unwrap();

@@ -16,6 +16,7 @@ use super::roster::Roster;
 use super::session::{Base, Interrupt};
 use super::transport::{Inbox, send};
 use super::{PartyOutput, PartyWork, Progress};
+use crate::compute::{ComputePool, Priority};
 
 impl Base<'_> {
     pub(super) async fn run_engine(
@@ -143,7 +144,8 @@ impl Base<'_> {
             roster.session_id,
             roster.me.clone(),
         );
-        let (mut session, first) = blocking(session, |s| s.start()).await?;
+        let (compute, priority) = (&ctx.compute, roster.priority());
+        let (mut session, first) = blocking(compute, priority, session, |s| s.start()).await?;
         let first = first.map_err(|e| protocol(roster, e))?;
         self.send_all(roster, &session, first).await?;
         loop {
@@ -165,7 +167,8 @@ impl Base<'_> {
                 round,
                 seq,
             });
-            let (next, replies) = blocking(session, move |s| s.handle(message)).await?;
+            let (next, replies) =
+                blocking(compute, priority, session, move |s| s.handle(message)).await?;
             session = next;
             let replies = replies.map_err(|e| protocol(roster, e))?;
             self.send_all(roster, &session, replies).await?;
@@ -224,8 +227,11 @@ impl Base<'_> {
 }
 
 /// Moves the engine session onto a blocking thread for one step (keygen and refresh rounds take
-/// up to a second of CPU) and back.
+/// up to a second of CPU) and back, holding one of the machine's CPU permits only while the
+/// step runs (never while waiting for other parties).
 async fn blocking<P, T>(
+    compute: &ComputePool,
+    priority: Priority,
     mut session: Session<P>,
     step: impl FnOnce(&mut Session<P>) -> T + Send + 'static,
 ) -> Result<(Session<P>, T), PartyError>
@@ -234,12 +240,14 @@ where
     P::Output: Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(move || {
+    let permit = compute.acquire(priority).await;
+    let stepped = tokio::task::spawn_blocking(move || {
         let out = step(&mut session);
         (session, out)
     })
-    .await
-    .map_err(|e| PartyError::Internal(format!("engine task failed: {e}")))
+    .await;
+    drop(permit);
+    stepped.map_err(|e| PartyError::Internal(format!("engine task failed: {e}")))
 }
 
 /// The engine message for an envelope, or `None` for one we cannot attribute (the router only

@@ -162,6 +162,12 @@ impl PartyError {
                 status: SessionStatus::Expired,
                 ..
             } => ErrorCode::SessionExpired,
+            // A party declined for lack of capacity: retry, nobody is at fault.
+            PartyError::SessionEnded { reason, .. }
+                if mpc_proto::status::is_overloaded_failure(reason) =>
+            {
+                return ApiError::new(ErrorCode::Overloaded, reason.clone()).with_retry_after(1);
+            }
             PartyError::Mismatch(_) => ErrorCode::FailedPrecondition,
             PartyError::Internal(why) => return ApiError::internal(why),
             PartyError::Cancelled => ErrorCode::Unavailable,

@@ -140,6 +140,9 @@ pub struct PartyContext {
     /// Cancelled when the party shuts down: running sessions report a failure and end.
     pub cancel: CancellationToken,
     pub progress: Option<ProgressHook>,
+    /// CPU for the engine's steps, oldest session first ([`ComputePool::shared`] unless a
+    /// test wants its own).
+    pub compute: crate::compute::ComputePool,
 }
 
 impl fmt::Debug for PartyContext {

@@ -44,6 +44,9 @@ pub struct Roster {
     pub parties: Vec<RosterParty>,
     pub me: PartyId,
     pub my_index: PartyIndex,
+    /// When the coordinator created the session (ms since the epoch): the order in which
+    /// every party gives its steps the CPU.
+    pub created_at_ms: i64,
 }
 
 pub(crate) fn session_type_from_pb(value: i32) -> Option<SessionType> {
@@ -190,7 +193,16 @@ impl Roster {
             parties,
             me: claims.pid.clone(),
             my_index,
+            created_at_ms: session.created_at_ms,
         })
+    }
+
+    /// This session's place in the CPU's queue (oldest first, the same in every party).
+    pub fn priority(&self) -> crate::compute::Priority {
+        crate::compute::Priority {
+            created_at_ms: self.created_at_ms,
+            session: self.session_id.0.as_u128(),
+        }
     }
 
     pub fn party_at(&self, index: PartyIndex) -> Option<&RosterParty> {

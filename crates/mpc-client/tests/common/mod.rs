@@ -155,6 +155,7 @@ impl Services {
             options,
             cancel: CancellationToken::new(),
             progress,
+            compute: mpc_client::ComputePool::shared(),
         }
     }
 
