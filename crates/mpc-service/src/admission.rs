@@ -75,6 +75,9 @@ impl AdmissionConfig {
     }
 }
 
+/// The operations the entrances admit (their series are exported from the start).
+pub const OPERATIONS: [&str; 4] = ["keygen", "sign", "refresh", "recovery"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     operation: &'static str,
@@ -112,6 +115,12 @@ impl Admission {
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
         };
+        // Every operation's series exists from the start (at 0), so that dashboards and alerts
+        // see a rate of 0 rather than no data.
+        for operation in OPERATIONS {
+            drop(admission.admitted.get_or_create(&OperationLabels { operation }));
+            drop(admission.rejected.get_or_create(&OperationLabels { operation }));
+        }
         metrics.register(
             "mpc_admission_queue_depth",
             "Requests waiting for an admission slot",
