@@ -5,12 +5,15 @@
 //! Every failure (bad signature, expired, wrong audience, malformed) is the same
 //! `invalid join token` error to the caller; the precise reason is only logged at debug level.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::PoisonError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ErrorCode};
@@ -92,6 +95,7 @@ impl TokenSigner {
     pub fn verifier(&self) -> TokenVerifier {
         TokenVerifier {
             public: self.public,
+            verified: Default::default(),
         }
     }
 
@@ -123,10 +127,20 @@ impl TokenSigner {
 }
 
 /// Checks join tokens. Needs only the coordinator's public key.
+///
+/// A token is presented on every call a party makes in its session (≈ 25 per signature across
+/// the services), and checking its Ed25519 signature each time was a measurable share of a
+/// signature's CPU. So a token that verified is remembered (by the SHA-256 of its exact text:
+/// only the identical string matches, and the digest reveals nothing) with its claims until it
+/// expires; the expiry is still checked on every use. Clones share the memory.
 #[derive(Clone)]
 pub struct TokenVerifier {
     public: VerifyingKey,
+    verified: std::sync::Arc<std::sync::Mutex<HashMap<[u8; 32], JoinClaims>>>,
 }
+
+/// Tokens remembered at most; beyond, the memory is emptied (and refills as tokens are used).
+const MAX_REMEMBERED_TOKENS: usize = 100_000;
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,7 +153,10 @@ impl fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     pub fn from_public_key(bytes: &[u8; 32]) -> Result<Self, ApiError> {
         VerifyingKey::from_bytes(bytes)
-            .map(|public| Self { public })
+            .map(|public| Self {
+                public,
+                verified: Default::default(),
+            })
             .map_err(|_| ApiError::new(ErrorCode::InvalidArgument, "invalid join-token public key"))
     }
 
@@ -163,6 +180,34 @@ impl TokenVerifier {
     }
 
     fn verify_at(&self, token: &str, now: SystemTime) -> Result<JoinClaims, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .cloned();
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token)?;
+                let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= MAX_REMEMBERED_TOKENS {
+                    verified.clear();
+                }
+                verified.insert(digest, claims.clone());
+                claims
+            }
+        };
+        if claims.exp + LEEWAY_SECONDS < unix_seconds(now) {
+            tracing::debug!(session = %claims.sid, "join token expired");
+            return Err(ApiError::invalid_join_token());
+        }
+        Ok(claims)
+    }
+
+    /// Signature, issuer and audience (not the expiry: [`Self::verify_at`] checks that).
+    fn verify_signature(&self, token: &str) -> Result<JoinClaims, ApiError> {
         let key = DecodingKey::from_ed_der(self.public.as_bytes());
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
@@ -174,10 +219,6 @@ impl TokenVerifier {
             tracing::debug!(error = %e, "join token rejected");
             ApiError::invalid_join_token()
         })?;
-        if data.claims.exp + LEEWAY_SECONDS < unix_seconds(now) {
-            tracing::debug!(session = %data.claims.sid, "join token expired");
-            return Err(ApiError::invalid_join_token());
-        }
         Ok(data.claims)
     }
 }
@@ -269,6 +310,26 @@ mod tests {
             signer.verifier().verify("garbage").err().map(|e| e.code),
             invalid
         );
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_only_its_exact_text_matches() {
+        let signer = TokenSigner::generate().unwrap();
+        let verifier = signer.verifier();
+        let sid = SessionId::new_random();
+        let token = issue(&signer, sid, Duration::from_secs(60));
+        assert!(verifier.verify(&token).is_ok());
+        assert_eq!(verifier.verified.lock().unwrap().len(), 1);
+        // Remembered, and still checked for expiry at every use (here: by a clone).
+        let later = SystemTime::now() + Duration::from_secs(120);
+        assert!(verifier.clone().verify_at(&token, later).is_err());
+        assert!(verifier.verify(&token).is_ok());
+        // A token that differs in any way is verified afresh, and refused.
+        let mut tampered = token.clone();
+        tampered.push('A');
+        assert!(verifier.verify(&tampered).is_err());
+        let other = TokenSigner::generate().unwrap().verifier();
+        assert!(other.verify(&token).is_err(), "memory is per key");
     }
 
     #[test]
