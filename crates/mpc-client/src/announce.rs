@@ -28,6 +28,34 @@ pub struct Announcer {
     pub version: String,
     /// Sessions the party is in right now.
     pub active_sessions: Arc<dyn Fn() -> u32 + Send + Sync>,
+    /// This process's instance ([`HostInstance::fresh`] at start): what the party's joins name
+    /// as their host, so the coordinator can tell a restart from a heartbeat.
+    pub instance: HostInstance,
+}
+
+/// The process that runs a participant's protocol, as the registry knows it: sent with every
+/// join (`JoinSessionRequest.host`) and every announcement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostInstance {
+    pub party_id: PartyId,
+    pub instance_id: String,
+}
+
+impl HostInstance {
+    /// A new instance id for a process that just started (a random UUID).
+    pub fn fresh(party_id: PartyId) -> Self {
+        Self {
+            party_id,
+            instance_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    pub fn to_pb(&self) -> pb::HostInstance {
+        pb::HostInstance {
+            party_id: self.party_id.to_string(),
+            instance_id: self.instance_id.clone(),
+        }
+    }
 }
 
 /// Whether the first announcement has been accepted.
@@ -63,6 +91,7 @@ impl Announcer {
             u8::try_from(kind).unwrap_or(0),
             &key,
             at,
+            &self.instance.instance_id,
         );
         let signature = self
             .identity
@@ -75,6 +104,7 @@ impl Announcer {
             active_sessions: (self.active_sessions)(),
             announced_at_ms: at,
             signature: signature.to_vec(),
+            instance_id: self.instance.instance_id.clone(),
         }
     }
 

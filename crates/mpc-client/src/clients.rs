@@ -140,12 +140,14 @@ impl CoordinatorClient {
         join_token: &str,
         identity_public_key: &[u8; 32],
         session_key: &[u8],
+        host: Option<&crate::HostInstance>,
     ) -> Result<coordinator::JoinSessionResponse, ApiError> {
         let mut inner = self.inner.clone();
         let request = coordinator::JoinSessionRequest {
             join_token: join_token.to_owned(),
             identity_public_key: identity_public_key.to_vec(),
             session_key: session_key.to_vec(),
+            host: host.map(crate::HostInstance::to_pb),
         };
         call("coordinator", self.timeout, inner.join_session(request)).await
     }

@@ -9,7 +9,7 @@ pub mod clients;
 pub mod compute;
 pub mod party;
 
-pub use announce::{Announcer, Registered};
+pub use announce::{Announcer, HostInstance, Registered};
 pub use clients::{ClientOptions, CoordinatorClient, MailboxRef, RouterClient};
 pub use compute::{ComputePermit, ComputePool, Priority};
 pub use party::{

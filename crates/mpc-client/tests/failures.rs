@@ -265,6 +265,7 @@ async fn a_party_that_goes_silent_is_named_with_its_round() {
             &created.join_tokens[names[1]],
             ids[1].public_key().as_bytes(),
             silent_keys.announcement(),
+            None,
         )
         .await
         .unwrap();

@@ -8,22 +8,25 @@ use crate::error::ApiError;
 
 /// The context of an announcement signature (see `IdentityKey::sign_statement`, which signs
 /// `context || 0x00 || message`).
-pub const ANNOUNCEMENT_CONTEXT: &[u8] = b"mpc-system/announce/v1";
+pub const ANNOUNCEMENT_CONTEXT: &[u8] = b"mpc-system/announce/v2";
 
-/// The statement signed: `party_id || 0x00 || kind || identity_public_key || announced_at_ms`
-/// (kind as the protobuf enum value, one byte; time as 8 bytes big-endian).
+/// The statement signed: `party_id || 0x00 || kind || identity_public_key || announced_at_ms
+/// || instance_id` (kind as the protobuf enum value, one byte; time as 8 bytes big-endian).
+/// The instance id is last, so its length needs no prefix.
 pub fn announcement_message(
     party_id: &str,
     kind: u8,
     identity_public_key: &[u8; 32],
     announced_at_ms: i64,
+    instance_id: &str,
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(party_id.len() + 1 + 1 + 32 + 8);
+    let mut m = Vec::with_capacity(party_id.len() + 1 + 1 + 32 + 8 + instance_id.len());
     m.extend_from_slice(party_id.as_bytes());
     m.push(0);
     m.push(kind);
     m.extend_from_slice(identity_public_key);
     m.extend_from_slice(&announced_at_ms.to_be_bytes());
+    m.extend_from_slice(instance_id.as_bytes());
     m
 }
 

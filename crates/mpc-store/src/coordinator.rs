@@ -117,8 +117,27 @@ pub struct ParticipantRecord {
     pub identity_public_key: Option<Vec<u8>>,
     /// The party's signed session-key announcement, registered on join; opaque here.
     pub session_key: Option<Vec<u8>>,
+    /// The registered process running its protocol, registered on join.
+    pub host: Option<Host>,
     pub report: Option<PartyReport>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The registered process (party id and instance) that runs a participant's protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub party_id: PartyId,
+    pub instance_id: String,
+}
+
+/// A joined participant of a session that is not over, as [`CoordinatorStore::hosted_by`]
+/// finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostedParticipant {
+    pub session_id: SessionId,
+    pub party_id: PartyId,
+    pub session_status: SessionStatus,
+    pub instance_id: String,
 }
 
 /// A stored session with its participants, ordered by party index.
@@ -195,8 +214,10 @@ pub struct ParticipantUpdate {
     pub from: ParticipantStatus,
     pub to: ParticipantStatus,
     pub at: DateTime<Utc>,
-    /// On join: (identity public key, session key); also sets `joined_at`.
+    /// On join: (identity public key, session key); also sets `joined_at` and `host`.
     pub join_keys: Option<(Vec<u8>, Vec<u8>)>,
+    /// On join: the process running the participant's protocol.
+    pub host: Option<Host>,
     pub report: Option<PartyReport>,
 }
 
@@ -215,6 +236,7 @@ impl ParticipantUpdate {
             to,
             at,
             join_keys: None,
+            host: None,
             report: None,
         }
     }
@@ -307,6 +329,33 @@ pub trait CoordinatorStore: Send + Sync + 'static {
 
     /// How many sessions are not terminal yet.
     async fn count_active_sessions(&self) -> Result<u64, StoreError>;
+
+    /// Sessions still `created` or `waiting` that were created at or before `before`, oldest
+    /// first: the ones whose parties did not all join in time.
+    async fn unstarted_sessions(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Joined participants of sessions not over yet whose protocol runs in `host_party`, in
+    /// any instance but `except_instance`.
+    async fn hosted_by(
+        &self,
+        host_party: &PartyId,
+        except_instance: Option<&str>,
+    ) -> Result<Vec<HostedParticipant>, StoreError>;
+
+    /// Undoes a join whose host is gone, so the party may join again: the participant goes back
+    /// to `invited` (keys and host cleared) if it is still `joined` in `instance_id` and its
+    /// session has not started. Returns whether it did.
+    async fn reset_join(
+        &self,
+        session_id: SessionId,
+        party_id: &PartyId,
+        instance_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Claims up to `limit` outbox rows whose claim has lapsed, until `claim_until`, oldest first.
     /// A row claimed by one caller is not returned to another before `claim_until`.

@@ -73,6 +73,8 @@ pub struct Announcement {
     pub version: String,
     pub active_sessions: u32,
     pub at: DateTime<Utc>,
+    /// The announcing process's instance id (fresh at every start).
+    pub instance_id: String,
 }
 
 /// A registry row.
@@ -85,6 +87,8 @@ pub struct RegisteredParty {
     pub active_sessions: u32,
     pub registered_at: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// The instance that announced last.
+    pub instance_id: String,
 }
 
 #[async_trait]
@@ -102,16 +106,17 @@ struct SqlRegistryStore {
 }
 
 const ANNOUNCE: &str = "INSERT INTO mpc_party_registry \
-     (party_id, kind, identity_public_key, version, active_sessions, registered_at_ms, last_seen_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $6) \
-     ON CONFLICT (party_id) DO UPDATE SET kind = excluded.kind, \
+     (party_id, kind, identity_public_key, version, active_sessions, registered_at_ms, last_seen_ms, \
+      instance_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7) \
+     ON CONFLICT (party_id) DO UPDATE SET kind = excluded.kind, instance_id = excluded.instance_id, \
      identity_public_key = excluded.identity_public_key, version = excluded.version, \
      active_sessions = excluded.active_sessions, \
      last_seen_ms = CASE WHEN excluded.last_seen_ms > mpc_party_registry.last_seen_ms \
          THEN excluded.last_seen_ms ELSE mpc_party_registry.last_seen_ms END";
 
 const LIST: &str = "SELECT party_id, kind, identity_public_key, version, active_sessions, \
-     registered_at_ms, last_seen_ms FROM mpc_party_registry ORDER BY party_id";
+     registered_at_ms, last_seen_ms, instance_id FROM mpc_party_registry ORDER BY party_id";
 
 fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
@@ -119,10 +124,10 @@ fn from_ms(ms: i64) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// A row as both backends read it.
-type RowTuple = (String, String, Vec<u8>, String, i64, i64, i64);
+type RowTuple = (String, String, Vec<u8>, String, i64, i64, i64, String);
 
 fn party_from_row(row: RowTuple) -> Result<RegisteredParty, StoreError> {
-    let (party, kind, identity_public_key, version, sessions, registered, seen) = row;
+    let (party, kind, identity_public_key, version, sessions, registered, seen, instance_id) = row;
     Ok(RegisteredParty {
         party_id: PartyId::parse(&party)
             .map_err(|_| StoreError::Corrupt(format!("invalid party id {party:?}")))?,
@@ -132,6 +137,7 @@ fn party_from_row(row: RowTuple) -> Result<RegisteredParty, StoreError> {
         active_sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
         registered_at: from_ms(registered)?,
         last_seen: from_ms(seen)?,
+        instance_id,
     })
 }
 
@@ -150,6 +156,7 @@ impl RegistryStore for SqlRegistryStore {
                     .bind(&a.version)
                     .bind(sessions)
                     .bind(at)
+                    .bind(&a.instance_id)
                     .execute(pool)
                     .await?;
             }
@@ -161,6 +168,7 @@ impl RegistryStore for SqlRegistryStore {
                     .bind(&a.version)
                     .bind(sessions)
                     .bind(at)
+                    .bind(&a.instance_id)
                     .execute(pool)
                     .await?;
             }
@@ -192,6 +200,7 @@ mod tests {
             version: "0.1.0".into(),
             active_sessions: 3,
             at,
+            instance_id: "i-1".into(),
         }
     }
 

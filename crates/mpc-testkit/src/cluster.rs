@@ -436,6 +436,7 @@ impl Cluster {
             cancel: CancellationToken::new(),
             progress: None,
             compute: mpc_client::ComputePool::shared(),
+            host: None,
         }
     }
 

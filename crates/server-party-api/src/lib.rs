@@ -64,6 +64,9 @@ impl PartyApiListeners {
 /// Serves until `shutdown` is cancelled, authenticating callers with the configured API keys
 /// and access-token key. On shutdown, running sessions report a failure and their requests are
 /// answered `unavailable`.
+/// How long a starting API waits for its registration before it serves anyway.
+const REGISTER_BEFORE_SERVING: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn serve(
     config: PartyApiConfig,
     listeners: PartyApiListeners,
@@ -107,6 +110,11 @@ pub async fn serve_with(
     }
     let router = RouterClient::new(&config.router_endpoint, config.client).map_err(client)?;
     let stop = shutdown.child_token();
+    let registry_id = mpc_proto::PartyId::parse(&config.registry_id)
+        .map_err(|e| PartyApiError::Config(e.message))?;
+    // Fresh at every start: the coordinator fails the device sessions an earlier instance was
+    // running, and lets their devices rejoin the ones that had not started.
+    let instance = mpc_client::HostInstance::fresh(registry_id.clone());
     let ctx = PartyContext {
         identity: Arc::new(identity),
         coordinator: coordinator.clone(),
@@ -120,9 +128,8 @@ pub async fn serve_with(
             .compute
             .clone()
             .unwrap_or_else(mpc_client::ComputePool::shared),
+        host: Some(instance.clone()),
     };
-    let registry_id = mpc_proto::PartyId::parse(&config.registry_id)
-        .map_err(|e| PartyApiError::Config(e.message))?;
     let identity_for_registry = ctx.identity.clone();
     let metrics = Metrics::new(SERVICE);
     let api = Arc::new(session::Api {
@@ -148,13 +155,14 @@ pub async fn serve_with(
         );
     }
     let running = api.clone();
-    let (_registered, announcer) = mpc_client::Announcer {
+    let (mut registered, announcer) = mpc_client::Announcer {
         coordinator: api.ctx.coordinator.clone(),
         identity: identity_for_registry,
         party_id: registry_id,
         kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::PartyApi,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_sessions: Arc::new(move || running.active_sessions()),
+        instance,
     }
     .spawn(stop.clone());
     let app = http::router(api, identity_public, &metrics, readiness, config.body_limit);
@@ -165,6 +173,19 @@ pub async fn serve_with(
         admission_budget = config.admission.budget,
         "server party API listening"
     );
+    // Registered before the first request is served: the coordinator then knows this
+    // instance, so a device whose earlier request died with the previous instance finds its
+    // join undone (it may join again) instead of "already joined". Requests wait in the
+    // listener's backlog meanwhile; a coordinator that is down only delays this, briefly.
+    if tokio::time::timeout(REGISTER_BEFORE_SERVING, registered.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "not registered with the coordinator after {} s; serving anyway",
+            REGISTER_BEFORE_SERVING.as_secs()
+        );
+    }
     let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;
     stop.cancel();
     let _ = announcer.await;

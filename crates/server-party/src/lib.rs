@@ -106,6 +106,8 @@ pub async fn serve(
     if let Some(token) = &config.service_token {
         coordinator = coordinator.with_service_token(token.clone());
     }
+    // Fresh at every start: the coordinator fails the sessions an earlier instance was running.
+    let instance = mpc_client::HostInstance::fresh(config.party_id.clone());
     let ctx = PartyContext {
         identity: Arc::new(identity),
         coordinator,
@@ -119,6 +121,7 @@ pub async fn serve(
             .compute
             .clone()
             .unwrap_or_else(mpc_client::ComputePool::shared),
+        host: Some(instance.clone()),
     };
     let metrics = Metrics::new(SERVICE);
     let party = Arc::new(worker::Party {
@@ -153,6 +156,7 @@ pub async fn serve(
         kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::Server,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_sessions: Arc::new(move || sessions.active_sessions()),
+        instance,
     }
     .spawn(stop.clone());
     let readiness = Arc::new(http::PartyReadiness {

@@ -18,6 +18,8 @@ pub const DEFAULT_GRPC_PORT: u16 = 50051;
 /// Integration guide §6.1: sessions expire after 10 minutes by default.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(600);
 pub const DEFAULT_MAX_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a session waits for all its parties to join.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
@@ -33,6 +35,9 @@ pub struct CoordinatorConfig {
     pub default_session_lifetime: Duration,
     /// Upper bound on a requested lifetime.
     pub max_session_lifetime: Duration,
+    /// A session whose parties have not all joined this long after its creation fails
+    /// ("timeout waiting for party … to join") instead of waiting out its lifetime.
+    pub join_timeout: Duration,
     /// How often expired sessions are swept (also refreshes the active-sessions gauge).
     pub expiry_interval: Duration,
     /// How often the outbox relay retries events that could not be published at once.
@@ -58,6 +63,7 @@ impl CoordinatorConfig {
             join_token_seed,
             default_session_lifetime: DEFAULT_SESSION_LIFETIME,
             max_session_lifetime: DEFAULT_MAX_SESSION_LIFETIME,
+            join_timeout: DEFAULT_JOIN_TIMEOUT,
             expiry_interval: Duration::from_secs(1),
             outbox_interval: Duration::from_secs(1),
             watch_poll_interval: Duration::from_secs(2),
@@ -71,7 +77,7 @@ impl CoordinatorConfig {
     /// Required: `MPC_JOIN_TOKEN_SEED` (base64 of 32 bytes) and `MPC_COORDINATOR_DATABASE_URL` or
     /// `DATABASE_URL`. Optional: `MPC_COORDINATOR_HTTP_ADDR`, `MPC_COORDINATOR_GRPC_ADDR`,
     /// `MPC_SERVICE_TOKEN`, `MPC_SESSION_LIFETIME_SECS`, `MPC_MAX_SESSION_LIFETIME_SECS`,
-    /// `MPC_COORDINATOR_EXPIRY_INTERVAL_MS`, `MPC_REGISTRY_ENFORCE` (`true`/`false`),
+    /// `MPC_JOIN_TIMEOUT_SECS`, `MPC_COORDINATOR_EXPIRY_INTERVAL_MS`, `MPC_REGISTRY_ENFORCE` (`true`/`false`),
     /// `MPC_REGISTRY_HEARTBEAT_MS`, `MPC_REGISTRY_LIVENESS_MS`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, CoordinatorError> {
         let missing = |name: &str| CoordinatorError::Config(format!("{name} is required"));
@@ -112,6 +118,9 @@ impl CoordinatorConfig {
         }
         if let Some(d) = secs("MPC_MAX_SESSION_LIFETIME_SECS")? {
             c.max_session_lifetime = d;
+        }
+        if let Some(d) = secs("MPC_JOIN_TIMEOUT_SECS")? {
+            c.join_timeout = d;
         }
         if let Some(v) = var("MPC_COORDINATOR_EXPIRY_INTERVAL_MS") {
             c.expiry_interval = v
@@ -164,6 +173,7 @@ impl CoordinatorConfig {
             ("default_session_lifetime", self.default_session_lifetime),
             ("max_session_lifetime", self.max_session_lifetime),
             ("expiry_interval", self.expiry_interval),
+            ("join_timeout", self.join_timeout),
             ("outbox_interval", self.outbox_interval),
             ("watch_poll_interval", self.watch_poll_interval),
             (

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use mpc_proto::pb::mpc::coordinator::v1 as pb;
-use mpc_proto::{ApiError, ParticipantStatus, SessionId, SessionStatus, SessionType};
+use mpc_proto::{ApiError, ParticipantStatus, PartyId, SessionId, SessionStatus, SessionType};
 use mpc_service::Shutdown;
 use mpc_store::coordinator::SessionRecord;
 use tonic::{Request, Response, Status};
@@ -197,9 +197,15 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         request: Request<pb::JoinSessionRequest>,
     ) -> Result<Response<pb::JoinSessionResponse>, Status> {
         let req = request.into_inner();
+        let host = req.host.as_ref().map(host_from_pb).transpose()?;
         let (index, session) = self
             .coordinator
-            .join(&req.join_token, &req.identity_public_key, &req.session_key)
+            .join(
+                &req.join_token,
+                &req.identity_public_key,
+                &req.session_key,
+                host,
+            )
             .await?;
         Ok(Response::new(pb::JoinSessionResponse {
             party_index: u32::from(index),
@@ -329,11 +335,7 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         request: Request<pb::AnnouncePartyRequest>,
     ) -> Result<Response<pb::AnnouncePartyResponse>, Status> {
         self.service_token(&request)?;
-        let response = self
-            .coordinator
-            .registry
-            .announce(request.get_ref(), crate::service::now())
-            .await?;
+        let response = self.coordinator.announce(request.get_ref()).await?;
         Ok(Response::new(response))
     }
 
@@ -361,4 +363,20 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
             .collect();
         Ok(Response::new(pb::ListPartiesResponse { parties }))
     }
+}
+
+/// The process a joining party names as running its protocol.
+fn host_from_pb(host: &pb::HostInstance) -> Result<mpc_store::coordinator::Host, ApiError> {
+    let party_id = PartyId::parse(&host.party_id)
+        .map_err(|e| ApiError::invalid_argument(format!("host.party_id: {}", e.message)))?;
+    if host.instance_id.is_empty() || host.instance_id.len() > crate::registry::MAX_INSTANCE_LEN {
+        return Err(ApiError::invalid_argument(format!(
+            "host.instance_id: 1 to {} bytes",
+            crate::registry::MAX_INSTANCE_LEN
+        )));
+    }
+    Ok(mpc_store::coordinator::Host {
+        party_id,
+        instance_id: host.instance_id.clone(),
+    })
 }

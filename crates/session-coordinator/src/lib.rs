@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod http;
 mod lifecycle;
 pub mod metrics;
+mod recovery;
 pub mod registry;
 pub mod service;
 pub mod validate;
@@ -86,6 +87,7 @@ pub async fn serve(
         validate::Lifetimes {
             default: config.default_session_lifetime,
             max: config.max_session_lifetime,
+            join: config.join_timeout,
         },
         metrics::CoordinatorMetrics::register(&metrics),
         config.service_token.clone(),

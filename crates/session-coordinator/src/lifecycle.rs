@@ -235,6 +235,8 @@ impl Coordinator {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {
                     self.expire_due().await;
+                    self.fail_unjoined().await;
+                    self.sweep_silent_hosts().await;
                     match self.store.count_active_sessions().await {
                         Ok(n) => self.metrics.set_active(n),
                         Err(e) => tracing::debug!(error = %e, "cannot count active sessions"),

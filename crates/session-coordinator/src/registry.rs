@@ -23,6 +23,18 @@ use tokio::time::Instant;
 /// How stale the in-memory snapshot of the registry may be.
 const CACHE_TTL: Duration = Duration::from_secs(1);
 const MAX_VERSION_LEN: usize = 64;
+/// The longest instance id a party may announce (ours are 36-character UUIDs).
+pub const MAX_INSTANCE_LEN: usize = 64;
+
+/// What an accepted announcement tells the coordinator.
+pub struct Announced {
+    pub response: pb::AnnouncePartyResponse,
+    pub party_id: PartyId,
+    pub kind: PartyKind,
+    /// The instance announced, when it is not the one this coordinator saw last: the party
+    /// (re)started, and sessions of its earlier instances died with them.
+    pub new_instance: Option<String>,
+}
 
 /// How the registry behaves.
 #[derive(Clone, Copy, Debug)]
@@ -113,8 +125,13 @@ impl Registry {
         &self,
         req: &pb::AnnouncePartyRequest,
         now: DateTime<Utc>,
-    ) -> Result<pb::AnnouncePartyResponse, ApiError> {
+    ) -> Result<Announced, ApiError> {
         let party_id = PartyId::parse(&req.party_id)?;
+        if req.instance_id.len() > MAX_INSTANCE_LEN {
+            return Err(ApiError::invalid_argument(format!(
+                "instance_id: at most {MAX_INSTANCE_LEN} bytes"
+            )));
+        }
         let kind = kind_from_pb(req.kind)?;
         let key: [u8; 32] = req.identity_public_key.as_slice().try_into().map_err(|_| {
             ApiError::invalid_argument("identity_public_key must be 32 bytes (Ed25519)")
@@ -139,6 +156,7 @@ impl Registry {
             kind_byte,
             &key,
             req.announced_at_ms,
+            &req.instance_id,
         );
         mpc_proto::registry::verify_announcement(&key, &message, &req.signature)?;
         let previous = self
@@ -155,8 +173,14 @@ impl Registry {
                 active_sessions: req.active_sessions,
                 // The coordinator's clock decides liveness, not the party's.
                 at: now,
+                instance_id: req.instance_id.clone(),
             })
             .await?;
+        let new_instance = (!req.instance_id.is_empty()
+            && previous
+                .as_ref()
+                .is_none_or(|p| p.instance_id != req.instance_id))
+        .then(|| req.instance_id.clone());
         match previous {
             None => {
                 tracing::info!(party_id = %party_id, %kind, version = %req.version, "party registered")
@@ -168,9 +192,14 @@ impl Registry {
             Some(_) => tracing::debug!(party_id = %party_id, "heartbeat"),
         }
         *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        Ok(pb::AnnouncePartyResponse {
-            heartbeat_interval_ms: millis(self.config.heartbeat_interval),
-            liveness_timeout_ms: millis(self.config.liveness_timeout),
+        Ok(Announced {
+            response: pb::AnnouncePartyResponse {
+                heartbeat_interval_ms: millis(self.config.heartbeat_interval),
+                liveness_timeout_ms: millis(self.config.liveness_timeout),
+            },
+            party_id,
+            kind,
+            new_instance,
         })
     }
 

@@ -17,7 +17,7 @@ use mpc_proto::{
     SessionType, TokenSigner, TokenVerifier,
 };
 use mpc_store::coordinator::{
-    CoordinatorStore, ParticipantRecord, ParticipantUpdate, PartyReport, SessionRecord,
+    CoordinatorStore, Host, ParticipantRecord, ParticipantUpdate, PartyReport, SessionRecord,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -51,7 +51,7 @@ pub struct Coordinator {
     pub(crate) publisher: Publisher,
     signer: TokenSigner,
     verifier: TokenVerifier,
-    lifetimes: Lifetimes,
+    pub(crate) lifetimes: Lifetimes,
     pub(crate) metrics: CoordinatorMetrics,
     service_token: Option<SecretString>,
     /// Reads of watched sessions, shared between their watchers.
@@ -172,6 +172,7 @@ impl Coordinator {
                     joined_at: None,
                     identity_public_key: None,
                     session_key: None,
+                    host: None,
                     report: None,
                     updated_at: new.created_at,
                 })
@@ -240,6 +241,7 @@ impl Coordinator {
         token: &str,
         identity_public_key: &[u8],
         session_key: &[u8],
+        host: Option<Host>,
     ) -> Result<(u16, SessionRecord), ApiError> {
         if identity_public_key.len() != IDENTITY_KEY_LEN {
             return Err(ApiError::invalid_argument(
@@ -258,14 +260,16 @@ impl Coordinator {
         let (claims, mut session) = self.authenticate(token).await?;
         ensure_open(&session)?;
         let party = claims.pid.clone();
-        // Two rounds at most: a lost compare-and-set means a concurrent join with this token.
-        for _ in 0..2 {
+        // A lost compare-and-set means a concurrent join with this token; an undone join (its
+        // host restarted) one more round.
+        for _ in 0..3 {
             let p = participant(&session, &party)?;
             if p.status == ParticipantStatus::Invited {
                 let next = p.status.transition(ParticipantStatus::Joined)?;
                 let mut update =
                     ParticipantUpdate::new(session.id, party.clone(), p.status, next, now());
                 update.join_keys = Some((identity_public_key.to_vec(), session_key.to_vec()));
+                update.host = host.clone();
                 if self.store.update_participant(&update).await? {
                     tracing::info!(session_id = %session.id, party_id = %party, "Party {party} joined session {}", short(session.id));
                     break;
@@ -282,6 +286,17 @@ impl Coordinator {
                     .is_some_and(|k| mpc_service::hash_eq(k, session_key));
             if same_keys {
                 break; // a retry of the same join
+            }
+            if let (Some(old), Some(new)) = (p.host.clone(), host.as_ref())
+                && old.party_id == new.party_id
+                && old.instance_id != new.instance_id
+            {
+                // The process that joined for this party has restarted since: its join is
+                // undone (a device's, before the session started) or the session fails.
+                self.joined_by_gone_instance(&session, &party, old).await;
+                session = self.get(session.id).await?;
+                ensure_open(&session)?;
+                continue;
             }
             return Err(failed_precondition(format!(
                 "party {party} already joined this session with different keys"

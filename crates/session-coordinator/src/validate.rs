@@ -43,6 +43,10 @@ pub struct CreateRequest {
 pub struct Lifetimes {
     pub default: Duration,
     pub max: Duration,
+    /// A session whose parties have not all joined this long after its creation fails: a
+    /// party that never comes (its process died, its event was lost) should not hold the
+    /// others for the whole lifetime.
+    pub join: Duration,
 }
 
 const MAX_KEY_ID_LEN: usize = 255;

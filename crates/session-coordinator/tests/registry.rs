@@ -6,82 +6,14 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use mpc_proto::pb::mpc::coordinator::v1 as pb;
 use mpc_proto::{ApiError, ErrorCode};
 use mpc_protocol::IdentityKey;
 use mpc_store::testing::TestDb;
-use secrecy::SecretString;
-use session_coordinator::registry::RegistryConfig;
 use tonic::Request;
-use tonic::transport::Channel;
-
-const TOKEN: &str = "registry-test-service-token";
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn announcement(
-    identity: &IdentityKey,
-    party: &str,
-    kind: pb::PartyKind,
-    at_ms: i64,
-) -> pb::AnnouncePartyRequest {
-    let key = *identity.public_key().as_bytes();
-    let kind = i32::from(kind);
-    let message =
-        mpc_proto::registry::announcement_message(party, u8::try_from(kind).unwrap(), &key, at_ms);
-    pb::AnnouncePartyRequest {
-        party_id: party.into(),
-        kind,
-        identity_public_key: key.to_vec(),
-        version: "test".into(),
-        active_sessions: 2,
-        announced_at_ms: at_ms,
-        signature: identity
-            .sign_statement(mpc_proto::registry::ANNOUNCEMENT_CONTEXT, &message)
-            .to_vec(),
-    }
-}
-
-fn authorized<T>(message: T) -> Request<T> {
-    let mut r = Request::new(message);
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    r
-}
-
-async fn announce(
-    client: &mut pb::coordinator_client::CoordinatorClient<Channel>,
-    req: pb::AnnouncePartyRequest,
-) -> Result<pb::AnnouncePartyResponse, ApiError> {
-    client
-        .announce_party(authorized(req))
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| ApiError::from_status(&s))
-}
-
-fn registry_config(liveness: Duration) -> session_coordinator::CoordinatorConfig {
-    let mut c = config();
-    c.service_token = Some(SecretString::from(TOKEN));
-    c.registry = RegistryConfig {
-        enforce: true,
-        heartbeat_interval: Duration::from_millis(100),
-        liveness_timeout: liveness,
-        max_clock_skew: Duration::from_secs(30),
-    };
-    c
-}
 
 async fn announcements_are_checked(t: TestDb) {
     let c = Running::start(

@@ -323,6 +323,7 @@ fn join_request(token: &str) -> pb::JoinSessionRequest {
         join_token: token.into(),
         identity_public_key: identity,
         session_key: b"signed session-key announcement".to_vec(),
+        host: None,
     }
 }
 

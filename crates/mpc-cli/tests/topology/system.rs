@@ -68,6 +68,9 @@ struct Service {
 pub struct Topology {
     pub client: reqwest::Client,
     pub secrets: Secrets,
+    /// Every schema is `<prefix>_<service>` (`coordinator`, `router`, `account`, `party_1`, …).
+    #[allow(dead_code)] // read by the chaos test only
+    pub prefix: String,
     /// Service name → its process and start-up recipe. Dropped (every child killed) before
     /// `cleanup` runs: fields drop in declaration order.
     services: BTreeMap<&'static str, Service>,
@@ -147,6 +150,15 @@ fn generate() -> String {
 impl Topology {
     /// Provisions everything and starts every service, each ready before the next starts.
     pub async fn start(database_url: &str, amqp_url: &str) -> Topology {
+        Self::start_with(database_url, amqp_url, &[]).await
+    }
+
+    /// As [`Topology::start`], with `extra` variables for every service (timeouts, intervals).
+    pub async fn start_with(
+        database_url: &str,
+        amqp_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Topology {
         assert!(
             database_url.starts_with("postgres"),
             "the topology test needs PostgreSQL at DATABASE_URL"
@@ -200,6 +212,7 @@ impl Topology {
                 exchange: exchange.clone(),
             },
             secrets,
+            prefix: prefix.clone(),
         };
         let s = &sys.secrets;
         let join_token_public_key = mpc_output(
@@ -274,6 +287,8 @@ impl Topology {
                  server_party_api=debug,account_service=debug,mpc_client=debug",
             ),
         ]);
+        let mut base = base;
+        base.extend(env(extra));
         let with = |pairs: &[(&str, &str)]| {
             let mut e = base.clone();
             e.extend(env(pairs));

@@ -143,6 +143,9 @@ pub struct PartyContext {
     /// CPU for the engine's steps, oldest session first ([`ComputePool::shared`] unless a
     /// test wants its own).
     pub compute: crate::compute::ComputePool,
+    /// The registered process running this party's protocol (named in every join), or `None`
+    /// for a party outside the registry.
+    pub host: Option<crate::HostInstance>,
 }
 
 impl fmt::Debug for PartyContext {

@@ -80,8 +80,12 @@ pub async fn join<'c>(
     let identity = *ctx.identity.public_key().as_bytes();
     let joined = base
         .retrying(|| {
-            ctx.coordinator
-                .join_session(join_token, &identity, keys.announcement())
+            ctx.coordinator.join_session(
+                join_token,
+                &identity,
+                keys.announcement(),
+                ctx.host.as_ref(),
+            )
         })
         .await;
     if let Err(r) = joined {

@@ -156,6 +156,7 @@ impl Services {
             cancel: CancellationToken::new(),
             progress,
             compute: mpc_client::ComputePool::shared(),
+            host: None,
         }
     }
 

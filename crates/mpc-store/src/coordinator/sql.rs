@@ -19,7 +19,7 @@ macro_rules! coordinator_store_impl {
         use tokio::sync::broadcast;
 
         use super::{
-            Cas, CoordinatorStore, NewSession, OutboxEvent, OutboxRecord, ParticipantRecord,
+            Cas, CoordinatorStore, Host, HostedParticipant, NewSession, OutboxEvent, OutboxRecord, ParticipantRecord,
             ParticipantUpdate, SessionChanged, SessionRecord, SessionUpdate, encode_signature,
             recovery_from_db, recovery_to_db, report_from_db, report_to_db, signature_from_db,
         };
@@ -41,7 +41,8 @@ macro_rules! coordinator_store_impl {
              p.device_type AS p_device_type, p.status AS p_status, p.joined_at AS p_joined_at, \
              p.identity_public_key AS p_identity_public_key, p.session_key AS p_session_key, \
              p.reported_public_key AS p_reported_public_key, \
-             p.reported_signature AS p_reported_signature, p.updated_at AS p_updated_at \
+             p.reported_signature AS p_reported_signature, p.updated_at AS p_updated_at, \
+             p.host_party AS p_host_party, p.host_instance AS p_host_instance \
              FROM mpc_sessions s LEFT JOIN session_participants p ON p.session_id = s.id \
              WHERE s.id = $1 ORDER BY p.party_index";
 
@@ -52,7 +53,9 @@ macro_rules! coordinator_store_impl {
                identity_public_key = COALESCE($7, identity_public_key), \
                session_key = COALESCE($8, session_key), \
                reported_public_key = COALESCE($9, reported_public_key), \
-               reported_signature = COALESCE($10, reported_signature) \
+               reported_signature = COALESCE($10, reported_signature), \
+               host_party = CASE WHEN $6 THEN $12 ELSE host_party END, \
+               host_instance = CASE WHEN $6 THEN $13 ELSE host_instance END \
              WHERE session_id = $1 AND party_id = $2 AND status = $3",
             "session_id",
             "$11"
@@ -112,6 +115,16 @@ macro_rules! coordinator_store_impl {
                 joined_at: opt_from_ts(row.try_get("p_joined_at")?)?,
                 identity_public_key: row.try_get("p_identity_public_key")?,
                 session_key: row.try_get("p_session_key")?,
+                host: match (
+                    row.try_get::<Option<String>, _>("p_host_party")?,
+                    row.try_get::<Option<String>, _>("p_host_instance")?,
+                ) {
+                    (Some(party), Some(instance_id)) => Some(Host {
+                        party_id: party_from_db(&party)?,
+                        instance_id,
+                    }),
+                    _ => None,
+                },
                 report: report_from_db(
                     row.try_get("p_reported_public_key")?,
                     row.try_get("p_reported_signature")?,
@@ -231,6 +244,8 @@ macro_rules! coordinator_store_impl {
                     .bind(reported_key)
                     .bind(reported_sig)
                     .bind(self.channel())
+                    .bind(update.host.as_ref().map(|h| h.party_id.as_str()))
+                    .bind(update.host.as_ref().map(|h| h.instance_id.as_str()))
                     .execute(&self.pool)
                     .await?;
                 let changed = result.rows_affected() == 1;
@@ -314,6 +329,89 @@ macro_rules! coordinator_store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(ids.into_iter().map(SessionId).collect())
+            }
+
+            async fn unstarted_sessions(
+                &self,
+                before: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<SessionId>, StoreError> {
+                let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM mpc_sessions \
+                     WHERE status IN ('created', 'waiting') AND created_at <= $1 \
+                     ORDER BY created_at LIMIT $2",
+                )
+                .bind(ts(before))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(ids.into_iter().map(SessionId).collect())
+            }
+
+            async fn hosted_by(
+                &self,
+                host_party: &mpc_proto::PartyId,
+                except_instance: Option<&str>,
+            ) -> Result<Vec<HostedParticipant>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT p.session_id, p.party_id, s.status, p.host_instance \
+                     FROM session_participants p JOIN mpc_sessions s ON s.id = p.session_id \
+                     WHERE p.host_party = $1 AND p.host_instance IS NOT NULL \
+                       AND ($2 IS NULL OR p.host_instance <> $2) \
+                       AND s.status IN ('created', 'waiting', 'in_progress') \
+                       AND p.status IN ('joined', 'ready', 'computing') \
+                     ORDER BY s.created_at",
+                )
+                .bind(host_party.as_str())
+                .bind(except_instance)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let status: String = row.try_get("status")?;
+                        let party: String = row.try_get("party_id")?;
+                        Ok(HostedParticipant {
+                            session_id: SessionId(row.try_get("session_id")?),
+                            party_id: party_from_db(&party)?,
+                            session_status: parse_db(&status, "session status")?,
+                            instance_id: row.try_get("host_instance")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn reset_join(
+                &self,
+                session_id: SessionId,
+                party_id: &mpc_proto::PartyId,
+                instance_id: &str,
+                at: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let result = sqlx::query(
+                    "UPDATE session_participants SET status = 'invited', updated_at = $4, \
+                       joined_at = NULL, identity_public_key = NULL, session_key = NULL, \
+                       host_party = NULL, host_instance = NULL \
+                     WHERE session_id = $1 AND party_id = $2 AND status = 'joined' \
+                       AND host_instance = $3 \
+                       AND EXISTS (SELECT 1 FROM mpc_sessions \
+                                   WHERE id = $1 AND status IN ('created', 'waiting'))",
+                )
+                .bind(session_id.0)
+                .bind(party_id.as_str())
+                .bind(instance_id)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await?;
+                let reset = result.rows_affected() == 1;
+                if reset {
+                    self.announce(&mut tx, session_id).await?;
+                }
+                tx.commit().await?;
+                if reset {
+                    self.changed(session_id);
+                }
+                Ok(reset)
             }
 
             async fn count_active_sessions(&self) -> Result<u64, StoreError> {

@@ -9,6 +9,7 @@ use super::*;
 const LIFETIMES: Lifetimes = Lifetimes {
     default: Duration::from_secs(600),
     max: Duration::from_secs(3600),
+    join: Duration::from_secs(60),
 };
 
 /// A real curve point (the generator), so key checks pass.

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -18,15 +18,18 @@ use k256::ecdsa::SigningKey;
 use mpc_bus::{BusError, EventBus, EventKind, SessionEvent, Subscription};
 use mpc_proto::pb::mpc::coordinator::v1 as pb;
 use mpc_proto::{ApiError, ErrorCode, SessionId};
+use mpc_protocol::IdentityKey;
 use mpc_service::Shutdown;
 use mpc_store::Db;
 use mpc_store::testing::TestDb;
 use pb::coordinator_client::CoordinatorClient;
 use secrecy::SecretString;
+use session_coordinator::registry::RegistryConfig;
 use session_coordinator::{CoordinatorConfig, CoordinatorListeners, CoordinatorResources, serve};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tonic::Request;
 use tonic::transport::Channel;
 
 /// Long enough for a slow CI machine; a test that hits it has failed.
@@ -299,6 +302,7 @@ pub fn join_request(token: &str) -> pb::JoinSessionRequest {
         join_token: token.into(),
         identity_public_key: identity,
         session_key: b"signed session-key announcement".to_vec(),
+        host: None,
     }
 }
 
@@ -334,4 +338,88 @@ pub async fn http(
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     HttpResponse { status, body }
+}
+
+// The party registry: signed announcements, with the service token.
+
+pub const TOKEN: &str = "registry-test-service-token";
+
+pub fn now_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+pub fn announcement(
+    identity: &IdentityKey,
+    party: &str,
+    kind: pb::PartyKind,
+    at_ms: i64,
+) -> pb::AnnouncePartyRequest {
+    announcement_of(identity, party, kind, at_ms, "instance-1")
+}
+
+/// An announcement by one instance (process start) of the party.
+pub fn announcement_of(
+    identity: &IdentityKey,
+    party: &str,
+    kind: pb::PartyKind,
+    at_ms: i64,
+    instance: &str,
+) -> pb::AnnouncePartyRequest {
+    let key = *identity.public_key().as_bytes();
+    let kind = i32::from(kind);
+    let message = mpc_proto::registry::announcement_message(
+        party,
+        u8::try_from(kind).unwrap(),
+        &key,
+        at_ms,
+        instance,
+    );
+    pb::AnnouncePartyRequest {
+        party_id: party.into(),
+        kind,
+        identity_public_key: key.to_vec(),
+        version: "test".into(),
+        active_sessions: 2,
+        announced_at_ms: at_ms,
+        signature: identity
+            .sign_statement(mpc_proto::registry::ANNOUNCEMENT_CONTEXT, &message)
+            .to_vec(),
+        instance_id: instance.into(),
+    }
+}
+
+pub fn authorized<T>(message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    r
+}
+
+pub async fn announce(
+    client: &mut pb::coordinator_client::CoordinatorClient<Channel>,
+    req: pb::AnnouncePartyRequest,
+) -> Result<pb::AnnouncePartyResponse, ApiError> {
+    client
+        .announce_party(authorized(req))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| ApiError::from_status(&s))
+}
+
+pub fn registry_config(liveness: Duration) -> session_coordinator::CoordinatorConfig {
+    let mut c = config();
+    c.service_token = Some(SecretString::from(TOKEN));
+    c.registry = RegistryConfig {
+        enforce: true,
+        heartbeat_interval: Duration::from_millis(100),
+        liveness_timeout: liveness,
+        max_clock_skew: Duration::from_secs(30),
+    };
+    c
 }
