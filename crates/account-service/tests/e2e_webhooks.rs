@@ -217,7 +217,7 @@ async fn retries_and_isolation(db: TestDb) {
         .await;
     let failed = got.iter().find(|x| x["event"] == "session.failed").unwrap();
     assert_eq!(failed["session_id"], created.body["session_id"]);
-    assert_eq!(failed["outcome"]["failure_reason"], "boom");
+    assert_eq!(failed["outcome"]["failure_reason"], "keygen failed: boom");
     a.check_signatures(&a_secret);
     let ids: std::collections::HashSet<_> = got.iter().map(|x| x["event_id"].clone()).collect();
     assert_eq!(ids.len(), 3, "one event id per event, kept across retries");

@@ -105,6 +105,9 @@ impl Webhooks {
         Hkdf::<Sha256>::new(Some(b"mpc-system webhooks"), access_token_seed)
             .expand(b"webhook secret sealing key v1", seal_key.as_mut_slice())
             .map_err(|_| "hkdf expand".to_owned())?;
+        // reqwest's rustls has no built-in provider (no aws-lc build); the `mpc` binary installs
+        // ring at start, a library user (or a test) may not have: install it if none is.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
