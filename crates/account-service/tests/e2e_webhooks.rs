@@ -162,12 +162,16 @@ async fn retries_and_isolation(db: TestDb) {
         "account.activated",
     ];
     let (a_hook, a_secret) = register(&c, ADMIN_KEY, &a_url, &all).await;
+    // One event, refused twice: its third attempt is the one accepted.
+    let (third, third_url) = Receiver::spawn(2).await;
+    let (third_hook, third_secret) =
+        register(&c, ADMIN_KEY, &third_url, &["account.activated"]).await;
     let key_b = operator_key(&c).await;
     let (b_hook, _) = register(&c, &key_b, &b_url, &all).await;
     let listed = c.get("/api/v1/webhooks", Some(ADMIN_KEY)).await;
     assert_eq!(
         listed.body["webhooks"].as_array().unwrap().len(),
-        1,
+        2,
         "only its own"
     );
     assert!(
@@ -207,6 +211,26 @@ async fn retries_and_isolation(db: TestDb) {
             .unwrap()
             .starts_with("0x")
     );
+
+    let got = third.wait(|b| b.len() >= 3).await;
+    assert!(
+        got.iter().all(|x| x["event_id"] == got[0]["event_id"]),
+        "{got:?}"
+    );
+    third.check_signatures(&third_secret);
+    let log = c
+        .get(
+            &format!("/api/v1/webhooks/{third_hook}/deliveries"),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    let attempts: Vec<u64> = log.body["deliveries"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, vec![500, 500, 204], "{log:?}");
 
     // A failed keygen of key A.
     let created = c.admin_post("/api/v1/mpc/keygen", &guide_keygen()).await;
