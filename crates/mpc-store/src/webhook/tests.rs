@@ -185,7 +185,7 @@ async fn outbox_suite(t: TestDb) {
         1
     );
 
-    assert!(s.delete_webhook(a.id, "key-b").await.unwrap() == false);
+    assert!(!s.delete_webhook(a.id, "key-b").await.unwrap());
     assert!(s.delete_webhook(a.id, "key-a").await.unwrap());
     assert!(s.deliveries(a.id, 10).await.unwrap().is_empty());
 }
