@@ -31,7 +31,7 @@ t0=$(date +%s)
 python_pid=$!
 (cd sdk/go && export GOPROXY=off GOCACHE="$work/gocache" && go vet ./... && go test -count=1 ./...) >"$work/go.log" 2>&1 &
 go_pid=$!
-(cd sdk/typescript && node --test test/unit.test.mjs test/live.test.mjs) >"$work/typescript.log" 2>&1 &
+(cd sdk/typescript && node --test test/unit.test.mjs test/webhooks.test.mjs test/live.test.mjs) >"$work/typescript.log" 2>&1 &
 ts_pid=$!
 failed=0
 for suite in python go typescript; do

@@ -72,6 +72,8 @@ pub struct AccountConfig {
     /// (`MPC_ACCOUNT_ADMISSION_HOLD_SECS`): one waiting for a device that never comes must not
     /// hold the entrance shut.
     pub admission_hold: Duration,
+    /// Webhook delivery settings (`MPC_WEBHOOK_*`).
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 /// Measured on a 2-core machine: ≈ 100 signatures/s, each in flight for tens of ms when the
@@ -112,6 +114,7 @@ impl AccountConfig {
             party_api_timeout: Duration::from_secs(630),
             admission: DEFAULT_ADMISSION,
             admission_hold: DEFAULT_ADMISSION_HOLD,
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 
@@ -183,8 +186,14 @@ impl AccountConfig {
                     .map_err(|_| invalid("MPC_ACCOUNT_ADMISSION_HOLD_SECS", "seconds"))?,
             );
         }
+        c.webhooks = crate::webhooks::WebhookConfig::from_vars(&var)?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The access-token seed, from which the webhook secrets' sealing key is derived.
+    pub(crate) fn seed(&self) -> Result<Zeroizing<[u8; 32]>, AccountError> {
+        decode_seed(self.access_token_seed.expose_secret())
     }
 
     pub fn access_token_signer(&self) -> Result<AccessTokenSigner, AccountError> {
@@ -194,6 +203,7 @@ impl AccountConfig {
 
     pub(crate) fn validate(&self) -> Result<(), AccountError> {
         self.access_token_signer()?;
+        self.webhooks.validate()?;
         if self.access_token_lifetime.is_zero() || self.reconcile_interval.is_zero() {
             return Err(AccountError::Config(
                 "access_token_lifetime and reconcile_interval must be positive".into(),

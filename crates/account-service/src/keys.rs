@@ -219,7 +219,10 @@ pub async fn require_api_key(
     match keys.authenticate(presented, Utc::now()).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller.clone());
-            let mut response = next.run(req).await;
+            // Sessions started by this request are recorded as this key's (for its webhooks).
+            let mut response = crate::webhooks::CALLER_KEY
+                .scope(caller.key_id.clone(), next.run(req))
+                .await;
             response.extensions_mut().insert(caller);
             response
         }

@@ -24,6 +24,7 @@ pub mod outcomes;
 pub mod party_api;
 pub mod service;
 pub mod validate;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,7 +87,17 @@ pub async fn serve(
         config.coordinator_timeout,
     )
     .map_err(|e| AccountError::Config(e.message))?;
+    let webhooks = Arc::new(
+        webhooks::Webhooks::new(
+            mpc_store::webhook::open(&resources.db),
+            config.webhooks.clone(),
+            webhooks::WebhookMetrics::register(&metrics),
+            &*config.seed()?,
+        )
+        .map_err(AccountError::Config)?,
+    );
     let service = Arc::new(service::AccountService {
+        webhooks: webhooks.clone(),
         store: store.clone(),
         coordinator,
         session_lifetime_seconds: config.session_lifetime_seconds,
@@ -148,6 +159,7 @@ pub async fn serve(
                 .await;
         })
     };
+    let delivery = tokio::spawn(webhooks::delivery::run_worker(webhooks, stop.clone()));
     let reconciler = tokio::spawn(outcomes::run_reconciler(
         service,
         config.reconcile_interval,
@@ -172,7 +184,7 @@ pub async fn serve(
     .await
     .map_err(AccountError::Http);
     stop.cancel();
-    let _ = tokio::join!(consumer, reconciler, admission_expiry);
+    let _ = tokio::join!(consumer, reconciler, admission_expiry, delivery);
     tracing::info!("account service stopped");
     result
 }

@@ -198,6 +198,9 @@ impl AccountService {
                 return Ok(());
             }
         };
+        // Before the outcome is applied: a crash in between enqueues again on the next
+        // observation (a no-op for what is there), never loses the event.
+        self.enqueue_webhooks(&session, observed, &outcome).await?;
         if !self
             .store
             .finish_session(observed.session_id, &outcome, Utc::now())
@@ -254,6 +257,92 @@ impl AccountService {
             self.metrics.refresh(&*self.store).await;
         }
         Ok(())
+    }
+
+    /// Enqueues the webhook events of an outcome for the key that started the session.
+    async fn enqueue_webhooks(
+        &self,
+        session: &AccountSessionRecord,
+        observed: &Observed,
+        outcome: &SessionOutcome,
+    ) -> Result<(), StoreError> {
+        let subscribed = self.webhooks.subscribed(observed.session_id).await?;
+        if subscribed.is_empty() {
+            return Ok(());
+        }
+        let wants = |e: &str| subscribed.iter().any(|s| s == e);
+        let kind = session.session_type;
+        let mut events = Vec::new();
+        match outcome {
+            SessionOutcome::Failed {
+                reason,
+                blamed_party,
+            } if wants("session.failed") => events.push((
+                "session.failed",
+                serde_json::json!({
+                    "session_type": kind,
+                    "failure_reason": reason,
+                    "blamed_party_id": blamed_party,
+                }),
+            )),
+            SessionOutcome::Expired { reason } if wants("session.expired") => events.push((
+                "session.expired",
+                serde_json::json!({ "session_type": kind, "failure_reason": reason }),
+            )),
+            SessionOutcome::KeygenCompleted { public_key, .. } => {
+                let key = serde_json::json!({
+                    "session_type": kind,
+                    "public_key": hex::encode(public_key),
+                    "ethereum_address": mpc_store::account::ethereum_address(public_key),
+                });
+                if wants("session.completed") {
+                    events.push(("session.completed", key.clone()));
+                }
+                if wants("account.activated") {
+                    events.push(("account.activated", key));
+                }
+            }
+            SessionOutcome::Completed
+                if wants("session.completed") && kind == SessionType::Sign =>
+            {
+                // The bus event does not carry the signature: the coordinator has it.
+                let info = self
+                    .coordinator
+                    .get_session(observed.session_id)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("coordinator: {}", e.message)))?;
+                let view = crate::http::mpc_session_view(&info)
+                    .map_err(|e| StoreError::Corrupt(e.message))?;
+                events.push((
+                    "session.completed",
+                    serde_json::json!({
+                        "session_type": kind,
+                        "public_key": view.public_key,
+                        "ethereum_address": view.ethereum_address,
+                        "message_hash": view.message_hash,
+                        "signature": view.signature,
+                        "r": view.r,
+                        "s": view.s,
+                        "v": view.v,
+                    }),
+                ));
+            }
+            SessionOutcome::Completed | SessionOutcome::RecoveryCompleted { .. }
+                if wants("session.completed") =>
+            {
+                events.push((
+                    "session.completed",
+                    serde_json::json!({
+                        "session_type": kind,
+                        "public_key": observed.public_key.as_deref().map(hex::encode),
+                    }),
+                ));
+            }
+            _ => {}
+        }
+        self.webhooks
+            .enqueue(observed.session_id, session.account_id, &events)
+            .await
     }
 
     /// Asks the coordinator about a session still pending here and applies its outcome if it

@@ -32,6 +32,8 @@ pub struct AccountService {
     pub(crate) recent_events: std::sync::Mutex<RecentEvents>,
     /// Sessions in flight against the entrance's budget.
     pub(crate) in_flight: crate::in_flight::InFlight,
+    /// Webhook registration and the delivery outbox.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// A session the coordinator created, in the shape every "created" response shares.
@@ -108,6 +110,8 @@ impl AccountService {
         session_type: SessionType,
         recovery: Option<RecoveryPlan>,
     ) -> Result<(), ApiError> {
+        // Before the session row: whoever observes its outcome finds the key that started it.
+        self.webhooks.record_owner(session_id).await?;
         self.store
             .record_session(&NewAccountSession {
                 session_id,

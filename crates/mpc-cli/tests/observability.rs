@@ -325,6 +325,7 @@ async fn the_dashboard_and_the_alerts_use_only_exported_metrics() {
             &["type=", "le="],
         ),
         ("mpc_accounts_total", &["status="]),
+        ("mpc_webhook_deliveries_total", &["result="]),
     ] {
         assert!(
             samples(&scrape, name)

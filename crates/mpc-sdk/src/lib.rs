@@ -50,6 +50,7 @@
 mod error;
 pub mod eth;
 mod types;
+pub mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,7 @@ use serde::de::DeserializeOwned;
 
 pub use error::{Error, Result};
 pub use types::*;
+pub use webhooks::{DEFAULT_WEBHOOK_TOLERANCE, WebhookVerificationError, verify_webhook};
 
 /// The longest long poll the API accepts on a session (`?wait=`).
 pub const MAX_WAIT: Duration = Duration::from_secs(60);

@@ -14,6 +14,7 @@ pub mod router;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod values;
+pub mod webhook;
 
 pub use db::{Backend, Db, DbConfig};
 pub use error::StoreError;

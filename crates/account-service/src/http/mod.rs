@@ -9,6 +9,9 @@ mod mpc;
 pub mod openapi;
 mod parties;
 pub mod relay;
+pub mod webhooks;
+
+pub(crate) use mpc::session_view as mpc_session_view;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +141,18 @@ pub fn router(
         .route(
             "/api/v1/admin/api-keys/{key_id}",
             delete(admin::revoke_api_key),
+        )
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}",
+            delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/api/v1/webhooks/{webhook_id}/deliveries",
+            get(webhooks::list_deliveries),
         )
         .route("/api/v1/audit-logs", get(admin::audit_logs))
         .route("/api/v1/parties", get(parties::list_parties))

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, admin_console, mpc, parties, relay};
+use super::{accounts, admin, admin_console, mpc, parties, relay, webhooks};
 use crate::api;
 
 #[derive(OpenApi)]
@@ -42,6 +42,10 @@ use crate::api;
         relay::sign_with_user_share,
         relay::refresh_with_user_share,
         relay::recovery_new_user_share,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
     ),
     components(schemas(
         api::KeygenRequest,
@@ -73,6 +77,13 @@ use crate::api;
         api::AuditEntryView,
         api::AuditLogPage,
         api::ErrorResponse,
+        webhooks::CreateWebhookRequest,
+        webhooks::WebhookView,
+        webhooks::CreatedWebhook,
+        webhooks::WebhookList,
+        webhooks::AttemptView,
+        webhooks::DeliveryView,
+        webhooks::DeliveryList,
         api::ErrorDetail,
         parties::PartyView,
         parties::PartyList,

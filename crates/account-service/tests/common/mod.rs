@@ -143,6 +143,18 @@ impl Cluster {
         }
     }
 
+    /// Stops the services and hands back the database, to start them again on it.
+    pub async fn stop_keep_db(mut self) -> TestDb {
+        self.shutdown.cancel();
+        for task in std::mem::take(&mut self.tasks) {
+            tokio::time::timeout(DEADLINE, task)
+                .await
+                .expect("service did not stop")
+                .unwrap();
+        }
+        self.db
+    }
+
     pub async fn coordinator(&self) -> CoordinatorClient<Channel> {
         CoordinatorClient::connect(format!("http://{}", self.coordinator_grpc))
             .await

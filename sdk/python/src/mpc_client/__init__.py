@@ -23,6 +23,7 @@ from ._errors import (
     TimeoutError,
 )
 from ._keccak import eth_address, keccak256
+from ._webhooks import WebhookVerificationError, verify_webhook
 from ._types import (
     AccessToken,
     Account,
@@ -41,6 +42,8 @@ from ._types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "WebhookVerificationError",
+    "verify_webhook",
     "MAX_WAIT_SECONDS",
     "AccessToken",
     "Account",
