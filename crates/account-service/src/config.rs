@@ -72,6 +72,9 @@ pub struct AccountConfig {
     /// (`MPC_ACCOUNT_ADMISSION_HOLD_SECS`): one waiting for a device that never comes must not
     /// hold the entrance shut.
     pub admission_hold: Duration,
+    /// TLS for the listeners and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
+    /// plaintext.
+    pub tls: mpc_service::TlsConfig,
 }
 
 /// Measured on a 2-core machine: ≈ 100 signatures/s, each in flight for tens of ms when the
@@ -112,6 +115,7 @@ impl AccountConfig {
             party_api_timeout: Duration::from_secs(630),
             admission: DEFAULT_ADMISSION,
             admission_hold: DEFAULT_ADMISSION_HOLD,
+            tls: mpc_service::TlsConfig::default(),
         }
     }
 

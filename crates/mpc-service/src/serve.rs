@@ -4,9 +4,11 @@
 //! ever waits for a server to come up.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use futures::Stream;
 use tokio::net::{TcpListener, TcpStream};
 use tonic::service::Routes;
@@ -57,7 +59,8 @@ pub async fn serve_http(
     serve_http_tls(listener, router, shutdown, &TlsConfig::default()).await
 }
 
-/// [`serve_http`] over TLS when `tls` has a server certificate (see [`crate::tls`]).
+/// [`serve_http`] over TLS when `tls` has a server certificate (see [`crate::tls`]). Handlers
+/// can read the peer address (`ConnectInfo<SocketAddr>`) either way.
 pub async fn serve_http_tls(
     listener: TcpListener,
     router: Router,
@@ -66,13 +69,17 @@ pub async fn serve_http_tls(
 ) -> io::Result<()> {
     match tls.http_server()? {
         None => {
-            axum::serve(listener, router)
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         }
         Some(config) => {
-            axum::serve(TlsListener::new(listener, config)?, router)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
+            axum::serve(
+                // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` applies to this listener.
+                TlsListener::new(listener, config)?.tap_io(|_| {}),
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         }
     }
