@@ -151,14 +151,12 @@ pub async fn serve(
     let grpc_routes = tonic::service::Routes::new(grpc::service(relay, config.max_payload_bytes));
 
     let tls = config.tls.clone();
-    let grpc_tls = config
-        .tls
-        .grpc_server()
-        .map_err(ServeError::Tls)?;
+    let grpc_tls = config.tls.grpc_server().map_err(ServeError::Tls)?;
     let http_server = {
         let stop = stop.clone();
         async move {
-            let result = mpc_service::serve_http_tls(listeners.http, http_app, stop.clone(), &tls).await;
+            let result =
+                mpc_service::serve_http_tls(listeners.http, http_app, stop.clone(), &tls).await;
             stop.cancel();
             result.map_err(ServeError::Http)
         }
@@ -167,8 +165,14 @@ pub async fn serve(
         let stop = stop.clone();
         let metrics = metrics.clone();
         async move {
-            let result =
-                mpc_service::serve_grpc_tls(listeners.grpc, grpc_routes, stop.clone(), &metrics, grpc_tls).await;
+            let result = mpc_service::serve_grpc_tls(
+                listeners.grpc,
+                grpc_routes,
+                stop.clone(),
+                &metrics,
+                grpc_tls,
+            )
+            .await;
             stop.cancel();
             result.map_err(ServeError::Grpc)
         }

@@ -69,9 +69,12 @@ pub async fn serve_http_tls(
 ) -> io::Result<()> {
     match tls.http_server()? {
         None => {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
         }
         Some(config) => {
             axum::serve(
@@ -80,7 +83,7 @@ pub async fn serve_http_tls(
                 router.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+            .await
         }
     }
 }

@@ -102,14 +102,16 @@ pub async fn serve(
     let stop = shutdown.child_token();
     let client = |e: mpc_proto::ApiError| PartyServiceError::Config(e.message);
     let mut coordinator =
-        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls).map_err(client)?;
+        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+            .map_err(client)?;
     if let Some(token) = &config.service_token {
         coordinator = coordinator.with_service_token(token.clone());
     }
     let ctx = PartyContext {
         identity: Arc::new(identity),
         coordinator,
-        router: RouterClient::new_tls(&config.router_endpoint, config.client, &config.tls).map_err(client)?,
+        router: RouterClient::new_tls(&config.router_endpoint, config.client, &config.tls)
+            .map_err(client)?,
         token_verifier: verifier,
         trust: config.trust.clone(),
         options: config.driver,
