@@ -404,10 +404,10 @@ pub fn authorize_join_token<T>(
     join_token: &str,
 ) -> Result<(), ApiError> {
     let peer = PeerIdentity::of_request(request);
-    if matches!(peer, PeerIdentity::Party(_)) {
-        if let Some(party) = mpc_proto::token::peek_party(join_token) {
-            peer.authorize_party(&party)?;
-        }
+    if matches!(peer, PeerIdentity::Party(_))
+        && let Some(party) = mpc_proto::token::peek_party(join_token)
+    {
+        peer.authorize_party(&party)?;
     }
     Ok(())
 }
