@@ -108,7 +108,9 @@ if compose "$work/incomplete.env" >/dev/null 2>"$work/incomplete.log"; then
 fi
 grep -q 'deploy/.env.example' "$work/incomplete.log" \
     || { cat "$work/incomplete.log" >&2; fail "the missing-variable error does not point to .env.example"; }
-echo "ok: .env.example and a generated env file; a missing secret is refused"
+docker-compose -f "$deploy/docker-compose.yml" -f "$deploy/docker-compose.tls.yml" \
+    --env-file "$deploy/.env.example" config >/dev/null
+echo "ok: .env.example and a generated env file; a missing secret is refused; the TLS overlay resolves"
 
 log "monitoring: compose override, promtool, Grafana dashboard"
 MPC_GRAFANA_ADMIN_PASSWORD=validate docker-compose -f "$deploy/docker-compose.yml" \

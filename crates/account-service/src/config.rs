@@ -74,6 +74,9 @@ pub struct AccountConfig {
     pub admission_hold: Duration,
     /// Webhook delivery settings (`MPC_WEBHOOK_*`).
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// TLS for the listeners and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
+    /// plaintext.
+    pub tls: mpc_service::TlsConfig,
 }
 
 /// Measured on a 2-core machine: ≈ 100 signatures/s, each in flight for tens of ms when the
@@ -115,6 +118,7 @@ impl AccountConfig {
             admission: DEFAULT_ADMISSION,
             admission_hold: DEFAULT_ADMISSION_HOLD,
             webhooks: crate::webhooks::WebhookConfig::default(),
+            tls: mpc_service::TlsConfig::default(),
         }
     }
 

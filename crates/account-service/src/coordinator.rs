@@ -37,13 +37,17 @@ impl CoordinatorClient {
         endpoint: &str,
         service_token: Option<SecretString>,
         timeout: Duration,
+        tls: &mpc_service::TlsConfig,
     ) -> Result<Self, ApiError> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())
+        let endpoint = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|_| {
                 ApiError::invalid_argument(format!("invalid coordinator endpoint {endpoint:?}"))
             })?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
+            .tcp_nodelay(true);
+        let channel = tls
+            .grpc_endpoint(endpoint)
+            .map_err(|e| ApiError::invalid_argument(format!("TLS: {e}")))?
             .connect_lazy();
         Ok(Self {
             inner: pb::coordinator_client::CoordinatorClient::new(channel),

@@ -26,7 +26,6 @@ pub mod service;
 pub mod validate;
 pub mod webhooks;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -85,6 +84,7 @@ pub async fn serve(
         &config.coordinator_endpoint,
         config.coordinator_service_token.clone(),
         config.coordinator_timeout,
+        &config.tls,
     )
     .map_err(|e| AccountError::Config(e.message))?;
     let webhooks = Arc::new(
@@ -120,7 +120,7 @@ pub async fn serve(
         party_api: config
             .party_api_url
             .as_deref()
-            .map(|url| party_api::PartyApiClient::new(url, config.party_api_timeout))
+            .map(|url| party_api::PartyApiClient::new(url, config.party_api_timeout, &config.tls))
             .transpose()
             .map_err(|e| AccountError::Config(e.message))?,
     });
@@ -176,13 +176,9 @@ pub async fn serve(
     }
     tracing::info!(http = ?listeners.http.local_addr().ok(), "account service listening");
     // With the peer address, for the audit log.
-    let result = axum::serve(
-        listeners.http,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned())
-    .await
-    .map_err(AccountError::Http);
+    let result = mpc_service::serve_http_tls(listeners.http, app, stop.clone(), &config.tls)
+        .await
+        .map_err(AccountError::Http);
     stop.cancel();
     let _ = tokio::join!(consumer, reconciler, admission_expiry, delivery);
     tracing::info!("account service stopped");

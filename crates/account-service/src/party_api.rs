@@ -67,11 +67,18 @@ fn unexpected(status: StatusCode) -> ApiError {
 }
 
 impl PartyApiClient {
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ApiError> {
+    pub fn new(
+        base_url: &str,
+        timeout: Duration,
+        tls: &mpc_service::TlsConfig,
+    ) -> Result<Self, ApiError> {
         // reqwest's rustls has no built-in provider (no aws-lc build); the `mpc` binary installs
         // ring's at start, and so does this when nothing did (a test, another embedder).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let builder = tls
+            .reqwest_builder(reqwest::Client::builder())
+            .map_err(|e| ApiError::invalid_argument(format!("TLS: {e}")))?;
+        let http = builder
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)

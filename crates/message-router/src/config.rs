@@ -39,6 +39,9 @@ pub struct RouterConfig {
     /// anyway (a client that stopped reading a stream would otherwise hold it forever).
     /// Default 10 s.
     pub shutdown_grace: Duration,
+    /// TLS for the listeners and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
+    /// plaintext.
+    pub tls: mpc_service::TlsConfig,
 }
 
 impl RouterConfig {
@@ -54,6 +57,7 @@ impl RouterConfig {
             max_fetch_wait: Duration::from_secs(30),
             bus_queue: "mpc.router".to_owned(),
             shutdown_grace: Duration::from_secs(10),
+            tls: mpc_service::TlsConfig::default(),
         }
     }
 

@@ -42,6 +42,8 @@ impl MessageRouter for GrpcRouter {
         &self,
         request: Request<RouteMessageRequest>,
     ) -> Result<Response<RouteMessageResponse>, Status> {
+        // Mutual TLS: a server party's certificate may only act as that party.
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let RouteMessageRequest {
             join_token,
             envelope,
@@ -74,6 +76,8 @@ impl MessageRouter for GrpcRouter {
         &self,
         request: Request<SubscribeMessagesRequest>,
     ) -> Result<Response<EnvelopeStream>, Status> {
+        // Mutual TLS: a server party's certificate may only act as that party.
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let SubscribeMessagesRequest {
             join_token,
             session_id,
@@ -97,6 +101,8 @@ impl MessageRouter for GrpcRouter {
         &self,
         request: Request<FetchMessagesRequest>,
     ) -> Result<Response<FetchMessagesResponse>, Status> {
+        // Mutual TLS: a server party's certificate may only act as that party.
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let FetchMessagesRequest {
             join_token,
             session_id,

@@ -66,6 +66,8 @@ pub enum ServeError {
     Http(#[source] std::io::Error),
     #[error("gRPC server: {0}")]
     Grpc(#[source] tonic::transport::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] mpc_service::tls::TlsError),
 }
 
 /// Runs the router until `shutdown` is cancelled: applies its migrations, then serves gRPC on
@@ -148,10 +150,13 @@ pub async fn serve(
     .layer(mpc_service::catch_panic_layer());
     let grpc_routes = tonic::service::Routes::new(grpc::service(relay, config.max_payload_bytes));
 
+    let tls = config.tls.clone();
+    let grpc_tls = config.tls.grpc_server().map_err(ServeError::Tls)?;
     let http_server = {
         let stop = stop.clone();
         async move {
-            let result = mpc_service::serve_http(listeners.http, http_app, stop.clone()).await;
+            let result =
+                mpc_service::serve_http_tls(listeners.http, http_app, stop.clone(), &tls).await;
             stop.cancel();
             result.map_err(ServeError::Http)
         }
@@ -160,8 +165,14 @@ pub async fn serve(
         let stop = stop.clone();
         let metrics = metrics.clone();
         async move {
-            let result =
-                mpc_service::serve_grpc(listeners.grpc, grpc_routes, stop.clone(), &metrics).await;
+            let result = mpc_service::serve_grpc_tls(
+                listeners.grpc,
+                grpc_routes,
+                stop.clone(),
+                &metrics,
+                grpc_tls,
+            )
+            .await;
             stop.cancel();
             result.map_err(ServeError::Grpc)
         }

@@ -40,13 +40,22 @@ impl Default for ClientOptions {
     }
 }
 
-fn channel(endpoint: &str, options: &ClientOptions) -> Result<Channel, ApiError> {
+fn channel(
+    endpoint: &str,
+    options: &ClientOptions,
+    tls: &mpc_service::TlsConfig,
+) -> Result<Channel, ApiError> {
     let endpoint = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|_| ApiError::invalid_argument(format!("invalid gRPC endpoint {endpoint:?}")))?
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(10));
+    // `https://` endpoints verify the server against MPC_TLS_CA and present the client
+    // certificate; a TLS misconfiguration is refused here, never downgraded to plaintext.
+    let endpoint = tls
+        .grpc_endpoint(endpoint)
+        .map_err(|e| ApiError::invalid_argument(format!("TLS: {e}")))?;
     Ok(endpoint.connect_lazy())
 }
 
@@ -89,9 +98,18 @@ impl fmt::Debug for CoordinatorClient {
 impl CoordinatorClient {
     /// A client for `endpoint` (`http://host:50051`). Connects on first use.
     pub fn new(endpoint: &str, options: ClientOptions) -> Result<Self, ApiError> {
+        Self::new_tls(endpoint, options, &mpc_service::TlsConfig::default())
+    }
+
+    /// [`new`](Self::new) with TLS for an `https://` endpoint.
+    pub fn new_tls(
+        endpoint: &str,
+        options: ClientOptions,
+        tls: &mpc_service::TlsConfig,
+    ) -> Result<Self, ApiError> {
         Ok(Self {
             inner: coordinator::coordinator_client::CoordinatorClient::new(channel(
-                endpoint, &options,
+                endpoint, &options, tls,
             )?),
             service_token: None,
             timeout: options.request_timeout,
@@ -306,9 +324,18 @@ pub struct MailboxRef<'a> {
 impl RouterClient {
     /// A client for `endpoint` (`http://host:50052`). Connects on first use.
     pub fn new(endpoint: &str, options: ClientOptions) -> Result<Self, ApiError> {
+        Self::new_tls(endpoint, options, &mpc_service::TlsConfig::default())
+    }
+
+    /// [`new`](Self::new) with TLS for an `https://` endpoint.
+    pub fn new_tls(
+        endpoint: &str,
+        options: ClientOptions,
+        tls: &mpc_service::TlsConfig,
+    ) -> Result<Self, ApiError> {
         Ok(Self {
             inner: router::message_router_client::MessageRouterClient::new(channel(
-                endpoint, &options,
+                endpoint, &options, tls,
             )?)
             .max_decoding_message_size(MAX_RECEIVE_BYTES),
             timeout: options.request_timeout,

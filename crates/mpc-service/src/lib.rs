@@ -12,6 +12,9 @@ pub mod metrics;
 pub mod ops;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;
+pub mod tls_gen;
+mod tls_listener;
 
 pub use admission::{Admission, AdmissionConfig, Admitted};
 pub use http_api::{
@@ -24,9 +27,11 @@ pub use layers::{
 pub use metrics::Metrics;
 pub use ops::{AlwaysReady, Readiness, ops_routes};
 pub use serve::{
-    GRPC_SHUTDOWN_GRACE, serve_grpc, serve_grpc_with_grace, serve_http, shutdown_signal,
+    GRPC_SHUTDOWN_GRACE, serve_grpc, serve_grpc_tls, serve_grpc_with_grace, serve_http,
+    serve_http_tls, shutdown_signal,
 };
 pub use telemetry::init_tracing;
+pub use tls::{PeerIdentity, TlsConfig};
 
 /// Cancelled when the process (or a test) wants a service to stop. Cheap to clone; a child
 /// token (`shutdown.child_token()`) stops one service without stopping the others.

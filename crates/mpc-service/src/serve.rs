@@ -4,17 +4,21 @@
 //! ever waits for a server to come up.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use futures::Stream;
 use tokio::net::{TcpListener, TcpStream};
 use tonic::service::Routes;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 
 use crate::Shutdown;
 use crate::layers::grpc_metrics_layer;
 use crate::metrics::Metrics;
+use crate::tls::TlsConfig;
+use crate::tls_listener::TlsListener;
 
 /// Completes on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).
 pub async fn shutdown_signal() {
@@ -52,9 +56,36 @@ pub async fn serve_http(
     router: Router,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    serve_http_tls(listener, router, shutdown, &TlsConfig::default()).await
+}
+
+/// [`serve_http`] over TLS when `tls` has a server certificate (see [`crate::tls`]). Handlers
+/// can read the peer address (`ConnectInfo<SocketAddr>`) either way.
+pub async fn serve_http_tls(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+    tls: &TlsConfig,
+) -> io::Result<()> {
+    match tls.http_server()? {
+        None => {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        }
+        Some(config) => {
+            axum::serve(
+                // `tap_io` only so that axum's `ConnectInfo<SocketAddr>` applies to this listener.
+                TlsListener::new(listener, config)?.tap_io(|_| {}),
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        }
+    }
 }
 
 /// Serves the gRPC `routes` on `listener` with [`crate::grpc_metrics_layer`] applied, until
@@ -65,7 +96,27 @@ pub async fn serve_grpc(
     shutdown: Shutdown,
     metrics: &Metrics,
 ) -> Result<(), tonic::transport::Error> {
-    serve_grpc_with_grace(listener, routes, shutdown, metrics, GRPC_SHUTDOWN_GRACE).await
+    serve_grpc_tls(listener, routes, shutdown, metrics, None).await
+}
+
+/// [`serve_grpc`] over TLS when `tls` is given (from [`TlsConfig::grpc_server`], which the
+/// caller builds so that a bad configuration fails there, never falling back to plaintext).
+pub async fn serve_grpc_tls(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: Shutdown,
+    metrics: &Metrics,
+    tls: Option<ServerTlsConfig>,
+) -> Result<(), tonic::transport::Error> {
+    serve_grpc_inner(
+        listener,
+        routes,
+        shutdown,
+        metrics,
+        GRPC_SHUTDOWN_GRACE,
+        tls,
+    )
+    .await
 }
 
 /// [`serve_grpc`] with a chosen grace period for open calls after shutdown.
@@ -76,7 +127,22 @@ pub async fn serve_grpc_with_grace(
     metrics: &Metrics,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
-    let server = Server::builder()
+    serve_grpc_inner(listener, routes, shutdown, metrics, grace, None).await
+}
+
+async fn serve_grpc_inner(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: Shutdown,
+    metrics: &Metrics,
+    grace: Duration,
+    tls: Option<ServerTlsConfig>,
+) -> Result<(), tonic::transport::Error> {
+    let mut builder = Server::builder();
+    if let Some(config) = tls {
+        builder = builder.tls_config(config)?;
+    }
+    let server = builder
         .layer(grpc_metrics_layer(metrics))
         .add_routes(routes)
         .serve_with_incoming_shutdown(accept_loop(listener), shutdown.clone().cancelled_owned());

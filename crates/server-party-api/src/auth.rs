@@ -86,8 +86,15 @@ struct KeySelf {
 impl AccountKeys {
     /// `account_url`: the Account Service's base URL (`http://account:4000`); `ttl`: how long a
     /// verified key is trusted without asking again (a revocation takes effect within it).
-    pub fn new(account_url: &str, ttl: Duration, timeout: Duration) -> Result<Self, ApiError> {
-        let client = reqwest::Client::builder()
+    pub fn new(
+        account_url: &str,
+        ttl: Duration,
+        timeout: Duration,
+        tls: &mpc_service::TlsConfig,
+    ) -> Result<Self, ApiError> {
+        let client = tls
+            .reqwest_builder(reqwest::Client::builder())
+            .map_err(|e| ApiError::invalid_argument(format!("TLS: {e}")))?
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()

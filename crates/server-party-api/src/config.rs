@@ -99,6 +99,9 @@ pub struct PartyApiConfig {
     pub service_token: Option<SecretString>,
     /// CPU for the engine's steps: the process's pool unless set (tests).
     pub compute: Option<mpc_client::ComputePool>,
+    /// TLS for the listener and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
+    /// plaintext.
+    pub tls: mpc_service::TlsConfig,
 }
 
 impl fmt::Debug for PartyApiConfig {
@@ -131,6 +134,7 @@ impl fmt::Debug for PartyApiConfig {
                 "service_token",
                 &self.service_token.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +172,7 @@ impl PartyApiConfig {
             registry_id: DEFAULT_REGISTRY_ID.into(),
             service_token: None,
             compute: None,
+            tls: mpc_service::TlsConfig::default(),
         }
     }
 

@@ -82,11 +82,13 @@ pub async fn serve(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut auth = HeaderAuthenticator::new(config.api_keys.clone(), access);
     if let Some(url) = &config.account_service_url {
-        let keys =
-            auth::AccountKeys::new(url, config.api_key_cache_ttl, config.client.request_timeout)
-                .map_err(|e| {
-                    PartyApiError::Config(format!("MPC_ACCOUNT_SERVICE_URL: {}", e.message))
-                })?;
+        let keys = auth::AccountKeys::new(
+            url,
+            config.api_key_cache_ttl,
+            config.client.request_timeout,
+            &config.tls,
+        )
+        .map_err(|e| PartyApiError::Config(format!("MPC_ACCOUNT_SERVICE_URL: {}", e.message)))?;
         auth = auth.with_account_keys(keys);
     }
     serve_with(config, Arc::new(auth), listeners, shutdown).await
@@ -104,11 +106,13 @@ pub async fn serve_with(
     let identity_public = identity.public_key();
     let client = |e: mpc_proto::ApiError| PartyApiError::Config(e.message);
     let mut coordinator =
-        CoordinatorClient::new(&config.coordinator_endpoint, config.client).map_err(client)?;
+        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+            .map_err(client)?;
     if let Some(token) = &config.service_token {
         coordinator = coordinator.with_service_token(token.clone());
     }
-    let router = RouterClient::new(&config.router_endpoint, config.client).map_err(client)?;
+    let router = RouterClient::new_tls(&config.router_endpoint, config.client, &config.tls)
+        .map_err(client)?;
     let stop = shutdown.child_token();
     let registry_id = mpc_proto::PartyId::parse(&config.registry_id)
         .map_err(|e| PartyApiError::Config(e.message))?;
@@ -186,7 +190,7 @@ pub async fn serve_with(
             REGISTER_BEFORE_SERVING.as_secs()
         );
     }
-    let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;
+        let served = mpc_service::serve_http_tls(listeners.http, app, stop.clone(), &config.tls).await;
     stop.cancel();
     let _ = announcer.await;
     tracing::info!("server party API stopped");

@@ -56,6 +56,9 @@ pub struct PartyConfig {
     /// CPU for the engine's steps: the process's pool (`ComputePool::shared`, sized to the
     /// machine) unless set (tests give parties small pools of their own).
     pub compute: Option<mpc_client::ComputePool>,
+    /// TLS for the listeners and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
+    /// plaintext.
+    pub tls: mpc_service::TlsConfig,
 }
 
 impl fmt::Debug for PartyConfig {
@@ -106,6 +109,7 @@ impl PartyConfig {
             shutdown_grace: Duration::from_secs(10),
             service_token: None,
             compute: None,
+            tls: mpc_service::TlsConfig::default(),
         }
     }
 

@@ -102,7 +102,8 @@ pub async fn serve(
     let stop = shutdown.child_token();
     let client = |e: mpc_proto::ApiError| PartyServiceError::Config(e.message);
     let mut coordinator =
-        CoordinatorClient::new(&config.coordinator_endpoint, config.client).map_err(client)?;
+        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+            .map_err(client)?;
     if let Some(token) = &config.service_token {
         coordinator = coordinator.with_service_token(token.clone());
     }
@@ -111,7 +112,8 @@ pub async fn serve(
     let ctx = PartyContext {
         identity: Arc::new(identity),
         coordinator,
-        router: RouterClient::new(&config.router_endpoint, config.client).map_err(client)?,
+        router: RouterClient::new_tls(&config.router_endpoint, config.client, &config.tls)
+            .map_err(client)?,
         token_verifier: verifier,
         trust: config.trust.clone(),
         options: config.driver,
@@ -182,7 +184,7 @@ pub async fn serve(
         stop.clone(),
         config.shutdown_grace,
     )));
-    let served = mpc_service::serve_http(listeners.http, app, stop.clone()).await;
+    let served = mpc_service::serve_http_tls(listeners.http, app, stop.clone(), &config.tls).await;
     stop.cancel();
     if let Err(e) = (&mut consumer.0).await
         && e.is_panic()

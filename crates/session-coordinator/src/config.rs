@@ -51,6 +51,9 @@ pub struct CoordinatorConfig {
     /// The party registry: refuse sessions naming unknown or dead server parties, and how often
     /// parties heartbeat.
     pub registry: crate::registry::RegistryConfig,
+    /// TLS for the listeners and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
+    /// plaintext.
+    pub tls: mpc_service::TlsConfig,
 }
 
 impl CoordinatorConfig {
@@ -69,6 +72,7 @@ impl CoordinatorConfig {
             watch_poll_interval: Duration::from_secs(2),
             service_token: None,
             registry: crate::registry::RegistryConfig::default(),
+            tls: mpc_service::TlsConfig::default(),
         }
     }
 

@@ -196,6 +196,8 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         &self,
         request: Request<pb::JoinSessionRequest>,
     ) -> Result<Response<pb::JoinSessionResponse>, Status> {
+        // Mutual TLS: a server party's certificate may only act as that party.
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let req = request.into_inner();
         let host = req.host.as_ref().map(host_from_pb).transpose()?;
         let (index, session) = self
@@ -217,6 +219,7 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         &self,
         request: Request<pb::GetRosterRequest>,
     ) -> Result<Response<pb::GetRosterResponse>, Status> {
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let session = self
             .coordinator
             .roster(&request.get_ref().join_token)
@@ -265,6 +268,8 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         &self,
         request: Request<pb::ReportCompletionRequest>,
     ) -> Result<Response<pb::ReportCompletionResponse>, Status> {
+        // Mutual TLS: a server party's certificate may only act as that party.
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let req = request.into_inner();
         let input = match req.result {
             Some(pb::report_completion_request::Result::Key(key)) => {
@@ -295,6 +300,8 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         &self,
         request: Request<pb::ReportFailureRequest>,
     ) -> Result<Response<pb::ReportFailureResponse>, Status> {
+        // Mutual TLS: a server party's certificate may only act as that party.
+        mpc_service::tls::authorize_join_token(&request, &request.get_ref().join_token)?;
         let req = request.into_inner();
         let session = self
             .coordinator
@@ -335,6 +342,8 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
         request: Request<pb::AnnouncePartyRequest>,
     ) -> Result<Response<pb::AnnouncePartyResponse>, Status> {
         self.service_token(&request)?;
+        // A server party announces only itself.
+        mpc_service::PeerIdentity::of_request(&request).authorize_party(&request.get_ref().party_id)?;
         let response = self.coordinator.announce(request.get_ref()).await?;
         Ok(Response::new(response))
     }

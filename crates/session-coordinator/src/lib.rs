@@ -27,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mpc_bus::EventBus;
 use mpc_proto::pb::mpc::coordinator::v1::coordinator_server::CoordinatorServer;
-use mpc_service::{Metrics, Readiness, Shutdown, serve_grpc, serve_http};
+use mpc_service::{Metrics, Readiness, Shutdown, serve_grpc_tls, serve_http_tls};
 use mpc_store::Db;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -125,14 +125,18 @@ pub async fn serve(
         join_token_key = %hex::encode(coordinator.join_token_public_key()),
         "session coordinator listening"
     );
+    let grpc_tls = config
+        .tls
+        .grpc_server()
+        .map_err(|e| CoordinatorError::Config(format!("TLS: {e}")))?;
     let result = tokio::try_join!(
         async {
-            serve_http(listeners.http, router, stop.clone())
+            serve_http_tls(listeners.http, router, stop.clone(), &config.tls)
                 .await
                 .map_err(CoordinatorError::Http)
         },
         async {
-            serve_grpc(listeners.grpc, routes, stop.clone(), &metrics)
+            serve_grpc_tls(listeners.grpc, routes, stop.clone(), &metrics, grpc_tls)
                 .await
                 .map_err(CoordinatorError::Grpc)
         },

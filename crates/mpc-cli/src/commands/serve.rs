@@ -100,9 +100,13 @@ pub fn shutdown_on_signal() -> Shutdown {
 async fn serve(service: Service, vars: Vars) -> Result<()> {
     let get = |name: &str| vars.get(name);
     let shutdown = shutdown_on_signal();
+    // MPC_TLS_* (see mpc_service::tls): one certificate per process, for its listeners and
+    // its clients; a bad setting stops the start here.
+    let tls = mpc_service::TlsConfig::from_vars(get).context("TLS configuration")?;
     match service {
         Service::Coordinator => {
-            let config = session_coordinator::CoordinatorConfig::from_vars(get)?;
+            let mut config = session_coordinator::CoordinatorConfig::from_vars(get)?;
+            config.tls = tls.clone();
             let db = database(&vars, &["MPC_COORDINATOR_DATABASE_URL", "DATABASE_URL"]).await?;
             let listeners = session_coordinator::CoordinatorListeners {
                 http: bind(config.http_addr, "HTTP").await?,
@@ -115,7 +119,8 @@ async fn serve(service: Service, vars: Vars) -> Result<()> {
             session_coordinator::serve(config, resources, listeners, shutdown).await?;
         }
         Service::Router => {
-            let config = message_router::RouterConfig::from_vars(get)?;
+            let mut config = message_router::RouterConfig::from_vars(get)?;
+            config.tls = tls.clone();
             let db = database(&vars, &["MPC_ROUTER_DATABASE_URL", "DATABASE_URL"]).await?;
             let listeners = message_router::RouterListeners::bind(&config)
                 .await
@@ -127,7 +132,8 @@ async fn serve(service: Service, vars: Vars) -> Result<()> {
             message_router::serve(config, resources, listeners, shutdown).await?;
         }
         Service::Party => {
-            let config = server_party::PartyConfig::from_vars(get)?;
+            let mut config = server_party::PartyConfig::from_vars(get)?;
+            config.tls = tls.clone();
             let mut db_config = DbConfig::new(config.database_url.clone());
             if let Some(schema) = &config.database_schema {
                 db_config = db_config.with_schema(schema.clone());
@@ -145,14 +151,16 @@ async fn serve(service: Service, vars: Vars) -> Result<()> {
             server_party::serve(config, resources, listeners, shutdown).await?;
         }
         Service::PartyApi => {
-            let config = server_party_api::PartyApiConfig::from_vars(get)?;
+            let mut config = server_party_api::PartyApiConfig::from_vars(get)?;
+            config.tls = tls.clone();
             let listeners = server_party_api::PartyApiListeners::bind(&config)
                 .await
                 .context("binding the Server Party API")?;
             server_party_api::serve(config, listeners, shutdown).await?;
         }
         Service::Account => {
-            let config = account_service::AccountConfig::from_vars(get)?;
+            let mut config = account_service::AccountConfig::from_vars(get)?;
+            config.tls = tls.clone();
             let db = database(&vars, &["MPC_ACCOUNT_DATABASE_URL", "DATABASE_URL"]).await?;
             let listeners = account_service::AccountListeners {
                 http: bind(config.http_addr, "HTTP").await?,

@@ -53,6 +53,11 @@ pub struct UpArgs {
     /// Use this RabbitMQ broker instead of the in-process event bus.
     #[arg(long)]
     pub amqp_url: Option<String>,
+    /// Serve everything over TLS with mutual TLS between the services: a local CA and a
+    /// certificate per service are created (or reused) under `<data-dir>/tls/`; clients trust
+    /// `<data-dir>/tls/ca.pem`.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Where the running services listen; written to `<data-dir>/endpoints.json`.
@@ -107,8 +112,10 @@ impl Listeners {
         })
     }
 
-    fn endpoints(&self, party_ids: &[PartyId]) -> Result<Endpoints> {
-        let url = |l: &TcpListener| -> Result<String> { Ok(format!("http://{}", l.local_addr()?)) };
+    fn endpoints(&self, party_ids: &[PartyId], tls: bool) -> Result<Endpoints> {
+        let scheme = if tls { "https" } else { "http" };
+        let url =
+            |l: &TcpListener| -> Result<String> { Ok(format!("{scheme}://{}", l.local_addr()?)) };
         Ok(Endpoints {
             account: url(&self.account)?,
             coordinator_http: url(&self.coordinator_http)?,
@@ -168,7 +175,21 @@ async fn up(args: UpArgs) -> Result<()> {
         .collect::<Result<_>>()?;
 
     let listeners = Listeners::bind(&args).await?;
-    let endpoints = listeners.endpoints(&party_ids)?;
+    let endpoints = listeners.endpoints(&party_ids, args.tls)?;
+    let pki = if args.tls {
+        Some(local_pki(&args, &party_ids)?)
+    } else {
+        None
+    };
+    // Each service's TLS: its own certificate, the local CA both ways, mutual TLS.
+    let tls_of = |name: &str| -> Result<mpc_service::TlsConfig> {
+        match &pki {
+            Some(pki) => pki
+                .config(name, true)
+                .with_context(|| format!("TLS certificate of {name}")),
+            None => Ok(mpc_service::TlsConfig::default()),
+        }
+    };
     std::fs::write(
         args.data_dir.join("endpoints.json"),
         serde_json::to_vec_pretty(&endpoints)?,
@@ -209,6 +230,7 @@ async fn up(args: UpArgs) -> Result<()> {
         SecretString::from(secrets.join_token_seed.clone()),
     );
     coordinator.service_token = Some(SecretString::from(secrets.service_token.clone()));
+    coordinator.tls = tls_of("coordinator")?;
     coordinator.default_session_lifetime = Duration::from_secs(args.session_lifetime);
     coordinator.max_session_lifetime = coordinator
         .max_session_lifetime
@@ -234,6 +256,8 @@ async fn up(args: UpArgs) -> Result<()> {
     // Router.
     let router =
         message_router::RouterConfig::new(message_router::JoinTokenPublicKey(join_token_public));
+    let mut router = router;
+    router.tls = tls_of("router")?;
     let resources = message_router::RouterResources {
         db: database(&args, "router").await?,
         bus: bus.clone(),
@@ -258,6 +282,7 @@ async fn up(args: UpArgs) -> Result<()> {
         config.coordinator_endpoint = endpoints.coordinator_grpc.clone();
         config.router_endpoint = endpoints.router_grpc.clone();
         config.trust = trust.clone();
+        config.tls = tls_of(id.as_str())?;
         config.service_token = Some(SecretString::from(secrets.service_token.clone()));
         let resources = server_party::PartyResources {
             db,
@@ -286,6 +311,7 @@ async fn up(args: UpArgs) -> Result<()> {
     party_api.api_keys = vec![SecretString::from(api_key.clone())];
     party_api.access_token_public_key = Some(secrets.access_token_signer()?.public_key());
     party_api.trust = trust.clone();
+    party_api.tls = tls_of("party-api")?;
     party_api.service_token = Some(SecretString::from(secrets.service_token.clone()));
     // The keys made with `POST /api/v1/admin/api-keys` work here too.
     party_api.account_service_url = Some(endpoints.account.clone());
@@ -310,6 +336,7 @@ async fn up(args: UpArgs) -> Result<()> {
     );
     account.coordinator_service_token = Some(SecretString::from(secrets.service_token.clone()));
     account.bootstrap_api_key = Some(SecretString::from(api_key.clone()));
+    account.tls = tls_of("account")?;
     account.session_lifetime_seconds = u32::try_from(args.session_lifetime).unwrap_or(u32::MAX);
     // The operator console (/admin) reads the coordinator's metrics; the parties' health comes
     // from the coordinator's registry.
@@ -334,7 +361,7 @@ async fn up(args: UpArgs) -> Result<()> {
         )
     });
 
-    let ready = wait_ready(&endpoints, &mut tasks, &shutdown).await;
+    let ready = wait_ready(&endpoints, &tls_of("account")?, &mut tasks, &shutdown).await;
     match ready {
         Ok(()) => print_banner(
             &args,
@@ -374,6 +401,22 @@ async fn up(args: UpArgs) -> Result<()> {
     }
 }
 
+/// The local CA and a certificate per service and party under `<data-dir>/tls/`, reused when
+/// still valid. Certificates name `localhost`, 127.0.0.1 and `--host`.
+fn local_pki(args: &UpArgs, party_ids: &[PartyId]) -> Result<mpc_service::tls_gen::LocalPki> {
+    use mpc_service::tls_gen::{Subject, ensure_local_pki};
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if !hosts.contains(&args.host.to_string()) && !args.host.is_unspecified() {
+        hosts.push(args.host.to_string());
+    }
+    let mut subjects: Vec<Subject> = ["account", "coordinator", "router", "party-api"]
+        .iter()
+        .map(|name| Subject::service(name, &hosts))
+        .collect();
+    subjects.extend(party_ids.iter().map(|p| Subject::party(p.as_str(), &hosts)));
+    ensure_local_pki(&args.data_dir.join("tls"), &subjects).context("creating the local CA")
+}
+
 async fn drain(tasks: &mut JoinSet<(String, Result<()>)>) {
     while tasks.join_next().await.is_some() {}
 }
@@ -381,10 +424,12 @@ async fn drain(tasks: &mut JoinSet<(String, Result<()>)>) {
 /// Polls every service's `/readyz` until all answer 200; fails early if a service stops.
 async fn wait_ready(
     endpoints: &Endpoints,
+    tls: &mpc_service::TlsConfig,
     tasks: &mut JoinSet<(String, Result<()>)>,
     shutdown: &Shutdown,
 ) -> Result<()> {
-    let client = reqwest::Client::builder()
+    let client = tls
+        .reqwest_builder(reqwest::Client::builder())?
         .timeout(Duration::from_secs(2))
         .build()?;
     let mut pending: Vec<String> = [
@@ -467,6 +512,12 @@ fn print_banner(
     } else {
         out.push_str(&format!(
             "  API key: generated at first start, kept in {}/secrets.json\n\n",
+            args.data_dir.display()
+        ));
+    }
+    if args.tls {
+        out.push_str(&format!(
+            "  TLS: clients trust {}/tls/ca.pem (curl --cacert …); services use mutual TLS\n\n",
             args.data_dir.display()
         ));
     }

@@ -5,12 +5,17 @@
 //! Routers: A serves the coordinator's clients on the "left" (server parties 1 and 2 and the
 //! Server Party API), B serves server party 3, both on one router schema, so a session with
 //! party 3 and anyone else only works if the routers wake each other (PostgreSQL LISTEN/NOTIFY).
+//!
+//! Everything runs on TLS with mutual TLS between the services: a local CA and a certificate per
+//! service (`mpc_service::tls_gen`), handed to each process through `MPC_TLS_*`; each server
+//! party's certificate names its party id.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mpc_bus::EventBus;
 use mpc_bus::rabbitmq::{RabbitBus, RabbitConfig};
+use mpc_service::tls_gen::{Subject, ensure_local_pki};
 use sqlx::Executor;
 
 use crate::procs::{NotReady, Proc, free_ports, mpc_output, tail, wait_ready};
@@ -214,6 +219,30 @@ impl Topology {
             secrets,
             prefix: prefix.clone(),
         };
+        let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut subjects: Vec<Subject> = ["coordinator", "router", "account", "party-api"]
+            .iter()
+            .map(|n| Subject::service(n, &hosts))
+            .collect();
+        subjects.extend(PARTIES.iter().map(|p| Subject::party(p, &hosts)));
+        let pki = ensure_local_pki(&sys.logs.path().join("tls"), &subjects).unwrap();
+        sys.client = pki
+            .config("account", true)
+            .unwrap()
+            .reqwest_builder(reqwest::Client::builder())
+            .unwrap()
+            .build()
+            .unwrap();
+        let tls_env = |name: &str| {
+            let (_, files) = pki.issued.iter().find(|(n, _)| n == name).unwrap();
+            let ca = pki.ca.display().to_string();
+            env(&[
+                ("MPC_TLS_CERT", &files.cert.display().to_string()),
+                ("MPC_TLS_KEY", &files.key.display().to_string()),
+                ("MPC_TLS_CA", &ca),
+                ("MPC_TLS_CLIENT_CA", &ca),
+            ])
+        };
         let s = &sys.secrets;
         let join_token_public_key = mpc_output(
             &["keys", "join-token-public-key"],
@@ -303,6 +332,8 @@ impl Topology {
             // The one service logging JSON: its lines are checked at the end.
             ("MPC_LOG_FORMAT", "json"),
         ]);
+        let mut coordinator = coordinator;
+        coordinator.extend(tls_env("coordinator"));
         let router = with(&[
             ("MPC_DATABASE_SCHEMA", &schema("router")),
             ("MPC_JOIN_TOKEN_PUBLIC_KEY", &join_token_public_key),
@@ -311,6 +342,8 @@ impl Topology {
             // router to the other have to come through LISTEN/NOTIFY.
             ("MPC_ROUTER_POLL_INTERVAL_MS", "120000"),
         ]);
+        let mut router = router;
+        router.extend(tls_env("router"));
         sys.start_new(
             "coordinator",
             "coordinator",
@@ -352,6 +385,7 @@ impl Topology {
                 ("MPC_PARTY_DELEGATES", &party_api_identity),
                 ("MPC_SERVICE_TOKEN", &s.service_token),
             ]));
+            e.extend(tls_env(PARTIES[i]));
             parties.push(e);
         }
         let account = with(&[
@@ -362,6 +396,8 @@ impl Topology {
             ("MPC_API_KEY", &s.api_key),
             ("MPC_ACCOUNT_BUS_QUEUE", &account_queue),
         ]);
+        let mut account = account;
+        account.extend(tls_env("account"));
         for (name, e) in ["party_1", "party_2", "party_3"].into_iter().zip(parties) {
             sys.start_new(name, "party", e, &["MPC_PARTY_HTTP_ADDR"])
                 .await;
@@ -370,7 +406,7 @@ impl Topology {
         sys.start_new("account", "account", account, &["MPC_ACCOUNT_HTTP_ADDR"])
             .await;
         let account_url = format!(
-            "http://{}",
+            "https://{}",
             sys.services["account"].env["MPC_ACCOUNT_HTTP_ADDR"]
         );
         let s = &sys.secrets;
@@ -386,6 +422,8 @@ impl Topology {
             ("MPC_SERVICE_TOKEN", &s.service_token),
             ("MPC_ACCOUNT_SERVICE_URL", &account_url),
         ]);
+        let mut party_api = party_api;
+        party_api.extend(tls_env("party-api"));
         sys.start_new(
             "party_api",
             "party-api",
@@ -438,7 +476,7 @@ impl Topology {
             &service.env,
             self.logs.path(),
         );
-        let base = format!("http://{}", service.env[service.http_var]);
+        let base = format!("https://{}", service.env[service.http_var]);
         let ready = wait_ready(&self.client, &mut proc, &base, READY_WITHIN).await;
         service.proc = Some(proc);
         ready
@@ -494,14 +532,14 @@ impl Topology {
         }
     }
 
-    /// `http://host:port` of a service's HTTP listener.
+    /// `https://host:port` of a service's HTTP listener.
     pub fn url(&self, name: &str) -> String {
         let s = &self.services[name];
-        format!("http://{}", s.env[s.http_var])
+        format!("https://{}", s.env[s.http_var])
     }
 
     fn grpc_url(&self, name: &str, var: &str) -> String {
-        format!("http://{}", self.services[name].env[var])
+        format!("https://{}", self.services[name].env[var])
     }
 
     /// Every process's captured output so far (every incarnation), by file name.
@@ -509,6 +547,9 @@ impl Topology {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(self.logs.path()).unwrap() {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue; // the certificates (`tls/`)
+            }
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             out.push((name, std::fs::read_to_string(&path).unwrap()));
         }
