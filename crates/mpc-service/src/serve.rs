@@ -52,8 +52,12 @@ pub async fn serve_http(
     router: Router,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    // With the peer's address (`ConnectInfo`), for the credential-failure throttle.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
 
