@@ -14,7 +14,9 @@ use server_party_api::hpke::{self, DevicePublicKey};
 use server_party_api::share::{ShareOwner, hpke_info, to_share_data};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
 }
@@ -33,8 +35,16 @@ fn main() {
             ..Default::default()
         }),
     };
-    write("router_envelope", "p2p", &envelope("server_party_1").encode_to_vec());
-    write("router_envelope", "broadcast", &envelope("").encode_to_vec());
+    write(
+        "router_envelope",
+        "p2p",
+        &envelope("server_party_1").encode_to_vec(),
+    );
+    write(
+        "router_envelope",
+        "broadcast",
+        &envelope("").encode_to_vec(),
+    );
 
     let signer = mpc_fuzz::token_signer();
     let expires = SystemTime::now() + Duration::from_secs(100 * 365 * 24 * 3600);
@@ -62,7 +72,11 @@ fn main() {
     write("join_token", "other-key", other.as_bytes());
 
     let share = KeyShare::from_bytes(mpc_fuzz::FIXTURE_SHARE).unwrap();
-    write("share_data", "share-v1", &[&[0u8][..], mpc_fuzz::FIXTURE_SHARE].concat());
+    write(
+        "share_data",
+        "share-v1",
+        &[&[0u8][..], mpc_fuzz::FIXTURE_SHARE].concat(),
+    );
     let party = mpc_fuzz::party("user_device_1");
     let owner = ShareOwner {
         key_id: mpc_fuzz::KEY_ID,
@@ -71,17 +85,34 @@ fn main() {
     };
     let keys = mpc_fuzz::share_keys();
     let wrapped = to_share_data(&keys, &owner, &share, None).unwrap();
-    write("share_data", "wrapped", &[b"\x01", wrapped.as_bytes()].concat());
+    write(
+        "share_data",
+        "wrapped",
+        &[b"\x01", wrapped.as_bytes()].concat(),
+    );
 
     let device_public = p256_public(&mpc_fuzz::DEVICE_SECRET);
     let sealed = to_share_data(&keys, &owner, &share, Some(&device_public)).unwrap();
     write("hpke_open", "sealed-hex", sealed.as_bytes());
-    let raw = hpke::seal(&device_public, &hpke_info(mpc_fuzz::KEY_ID, &party), b"inner share").unwrap();
+    let raw = hpke::seal(
+        &device_public,
+        &hpke_info(mpc_fuzz::KEY_ID, &party),
+        b"inner share",
+    )
+    .unwrap();
     write("hpke_open", "sealed-raw", &raw);
 
     // Engine frames: mode 2 (a well-formed frame) and 1 (raw plaintext), keygen round 1.
-    write("engine_frame", "keygen-r1-frame", &[2, 1, 4, 1, 2, 3, 4, 5, 6, 7, 8]);
-    write("engine_frame", "sign-r1-frame", &[6, 1, 4, 1, 2, 3, 4, 5, 6, 7, 8]);
+    write(
+        "engine_frame",
+        "keygen-r1-frame",
+        &[2, 1, 4, 1, 2, 3, 4, 5, 6, 7, 8],
+    );
+    write(
+        "engine_frame",
+        "sign-r1-frame",
+        &[6, 1, 4, 1, 2, 3, 4, 5, 6, 7, 8],
+    );
     write("engine_frame", "keygen-raw", &[0, 1, 0, 1, 0xde, 0xad]);
 }
 

@@ -197,7 +197,11 @@ impl AccountConfig {
         }
         let bytes = |name: &str| -> Result<Option<usize>, AccountError> {
             var(name)
-                .map(|v| v.trim().parse().map_err(|_| invalid(name, "a number of bytes")))
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| invalid(name, "a number of bytes"))
+                })
                 .transpose()
         };
         if let Some(v) = bytes("MPC_ACCOUNT_BODY_LIMIT_BYTES")? {

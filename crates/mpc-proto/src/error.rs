@@ -210,9 +210,7 @@ impl ErrorCode {
             Self::PayloadTooLarge
             | Self::ResourceExhausted
             | Self::Overloaded
-            | Self::TooManyFailures => {
-                Code::ResourceExhausted
-            }
+            | Self::TooManyFailures => Code::ResourceExhausted,
             Self::Timeout => Code::DeadlineExceeded,
             Self::Unavailable | Self::PartyUnavailable => Code::Unavailable,
             Self::Internal => Code::Internal,

@@ -118,8 +118,16 @@ impl Admission {
         // Every operation's series exists from the start (at 0), so that dashboards and alerts
         // see a rate of 0 rather than no data.
         for operation in OPERATIONS {
-            drop(admission.admitted.get_or_create(&OperationLabels { operation }));
-            drop(admission.rejected.get_or_create(&OperationLabels { operation }));
+            drop(
+                admission
+                    .admitted
+                    .get_or_create(&OperationLabels { operation }),
+            );
+            drop(
+                admission
+                    .rejected
+                    .get_or_create(&OperationLabels { operation }),
+            );
         }
         metrics.register(
             "mpc_admission_queue_depth",

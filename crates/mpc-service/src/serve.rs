@@ -58,7 +58,7 @@ pub async fn serve_http(
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    .await
 }
 
 /// Serves the gRPC `routes` on `listener` with [`crate::grpc_metrics_layer`] applied, until

@@ -64,12 +64,10 @@ impl ThrottleConfig {
                 .map_err(|_| "MPC_AUTH_FAILURE_LIMIT: expected a whole number".to_owned())?;
         }
         if let Some(v) = var("MPC_AUTH_FAILURE_WINDOW_SECS") {
-            let secs: u64 = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s| *s > 0)
-                .ok_or_else(|| "MPC_AUTH_FAILURE_WINDOW_SECS: expected seconds > 0".to_owned())?;
+            let secs: u64 =
+                v.trim().parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    "MPC_AUTH_FAILURE_WINDOW_SECS: expected seconds > 0".to_owned()
+                })?;
             self.window = Duration::from_secs(secs);
         }
         Ok(self)
@@ -131,7 +129,10 @@ pub struct AuthThrottle {
 pub enum Verdict {
     Allowed,
     /// Refused; `first` is true for the window's first refusal (to be recorded).
-    Refused { retry_after: u32, first: bool },
+    Refused {
+        retry_after: u32,
+        first: bool,
+    },
 }
 
 /// IPv4-mapped IPv6 as IPv4; other IPv6 as its /64.
@@ -215,7 +216,9 @@ impl AuthThrottle {
             return;
         }
         if windows.by_address.len() >= self.config.max_tracked {
-            windows.by_address.retain(|_, w| now < w.started + self.config.window);
+            windows
+                .by_address
+                .retain(|_, w| now < w.started + self.config.window);
         }
         if windows.by_address.len() < self.config.max_tracked {
             windows.by_address.insert(ip, fresh);
@@ -316,7 +319,11 @@ pub async fn throttle_auth_failures(
 /// client may lose the answer with the reset (seen as ~1% of refused keep-alive POSTs). So the
 /// body is read and dropped first (never parsed), up to `body_limit`; a larger one gets the
 /// answer with `Connection: close`.
-pub async fn refuse_after_draining(request: Request, body_limit: usize, error: ApiError) -> Response {
+pub async fn refuse_after_draining(
+    request: Request,
+    body_limit: usize,
+    error: ApiError,
+) -> Response {
     let drained = axum::body::to_bytes(request.into_body(), body_limit)
         .await
         .is_ok();
@@ -374,7 +381,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(t.check(v4(1)), Verdict::Allowed, "the window has ended");
         t.record_failure(v4(1));
-        assert_eq!(t.check(v4(1)), Verdict::Allowed, "a new window, one failure");
+        assert_eq!(
+            t.check(v4(1)),
+            Verdict::Allowed,
+            "a new window, one failure"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -390,15 +401,25 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(t.check(v4(200)), Verdict::Allowed);
         t.record_failure(v4(250));
-        assert_eq!(t.tracked(), 1, "expired windows were dropped for the new one");
+        assert_eq!(
+            t.tracked(),
+            1,
+            "expired windows were dropped for the new one"
+        );
     }
 
     #[test]
     fn ipv6_counts_per_64_and_mapped_v4_as_v4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap_or_else(|e| panic!("{e}"));
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap_or_else(|e| panic!("{e}"));
+        let a: IpAddr = "2001:db8:1:2:aaaa::1"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b: IpAddr = "2001:db8:1:2:bbbb::9"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(bucket(a), bucket(b));
-        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap_or_else(|e| panic!("{e}"));
+        let mapped: IpAddr = "::ffff:203.0.113.7"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(bucket(mapped), v4(7));
     }
 

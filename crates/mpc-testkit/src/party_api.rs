@@ -200,7 +200,8 @@ impl Cluster {
         let keys = running.stop().await;
         let stop = self.shutdown.child_token();
         let tweak = self.party_api_tweak.clone();
-        self.party_api = Some(start(keys, self, self.driver, account_url, tweak.as_deref(), stop).await);
+        self.party_api =
+            Some(start(keys, self, self.driver, account_url, tweak.as_deref(), stop).await);
     }
 
     pub(crate) async fn stop_party_api(&mut self) {

@@ -338,9 +338,10 @@ impl PartyApiConfig {
                 .map_err(|_| invalid("MPC_PARTY_API_BODY_LIMIT_BYTES", "expected bytes"))?;
         }
         if let Some(v) = var("MPC_PARTY_API_REQUEST_DEADLINE_SECS") {
-            config.request_deadline = Duration::from_secs(v.trim().parse().map_err(|_| {
-                invalid("MPC_PARTY_API_REQUEST_DEADLINE_SECS", "expected seconds")
-            })?);
+            config.request_deadline =
+                Duration::from_secs(v.trim().parse().map_err(|_| {
+                    invalid("MPC_PARTY_API_REQUEST_DEADLINE_SECS", "expected seconds")
+                })?);
         }
         config.auth_throttle = config
             .auth_throttle
