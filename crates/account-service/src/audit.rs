@@ -7,11 +7,10 @@
 //! [`AuditTarget`] in the response's extensions. An audit write that fails is logged and does not
 //! fail the request: the client's operation has already happened.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -131,20 +130,52 @@ pub fn operation_name(method: &Method, template: Option<&str>) -> String {
     name.chars().take(MAX_OPERATION_LEN).collect()
 }
 
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(ip);
+/// The operation of the one audit row written per throttled address and window.
+pub const THROTTLED_OPERATION: &str = "auth.throttled";
+
+/// Records the first refusal of each throttle window (`auth.throttled`, status 429): one row
+/// per address and window, however many requests the address keeps sending.
+pub struct AuditThrottleSink {
+    pub store: Arc<dyn AccountStore>,
+}
+
+#[async_trait::async_trait]
+impl mpc_service::ThrottleSink for AuditThrottleSink {
+    async fn throttled(
+        &self,
+        event: &mpc_service::throttle::Throttled,
+        request: &axum::http::request::Parts,
+    ) {
+        tracing::warn!(
+            ip = %event.ip,
+            failures = event.failures,
+            "throttling an address after repeated credential failures"
+        );
+        let entry = NewAuditEntry {
+            session_id: None,
+            account_id: None,
+            operation: THROTTLED_OPERATION.to_owned(),
+            user_id: None,
+            ip_address: Some(event.ip),
+            user_agent: request
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(MAX_USER_AGENT_LEN).collect()),
+            request_body: Some(serde_json::json!({
+                "failures": event.failures,
+                "window_seconds": event.window.as_secs(),
+                "retry_after_seconds": event.retry_after,
+                "method": request.method.as_str(),
+                "path": request.uri.path().chars().take(200).collect::<String>(),
+            })),
+            response_status: Some(StatusCode::TOO_MANY_REQUESTS.as_u16()),
+            created_at: Utc::now(),
+        };
+        if let Err(e) = self.store.insert_audit(&entry).await {
+            tracing::warn!(error = %e, "could not write the audit log");
+        }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 fn should_audit(method: &Method, status: StatusCode) -> bool {
@@ -163,7 +194,7 @@ pub async fn audit_requests(
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let ip = client_ip(&req, state.trust_forwarded_for);
+    let ip = mpc_service::throttle::client_ip(&req, state.trust_forwarded_for);
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)

@@ -77,6 +77,14 @@ pub struct AccountConfig {
     /// TLS for the listeners and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
     /// plaintext.
     pub tls: mpc_service::TlsConfig,
+    /// Per-request deadline of the API (`MPC_ACCOUNT_REQUEST_DEADLINE_SECS`, body upload
+    /// included); a request still running then is answered 504 `timeout`. The long poll
+    /// (`GET /api/v1/mpc/sessions/{id}?wait=`) gets this plus its longest wait (60 s), and the
+    /// routes relayed to the Server Party API `party_api_timeout` plus this.
+    pub request_deadline: Duration,
+    /// Wrong API keys or access tokens per address and window before `429 too_many_failures`
+    /// (`MPC_AUTH_FAILURE_LIMIT`, `MPC_AUTH_FAILURE_WINDOW_SECS`).
+    pub auth_throttle: mpc_service::ThrottleConfig,
 }
 
 /// Measured on a 2-core machine: ≈ 100 signatures/s, each in flight for tens of ms when the
@@ -88,6 +96,8 @@ pub const DEFAULT_ADMISSION: mpc_service::AdmissionConfig = mpc_service::Admissi
     max_wait: Duration::from_secs(2),
 };
 pub const DEFAULT_ADMISSION_HOLD: Duration = Duration::from_secs(30);
+/// Above the coordinator's deadline (15 s) plus the admission queue's longest wait (2 s).
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 impl AccountConfig {
     /// Defaults for everything but the database url, the coordinator and the access-token seed.
@@ -119,6 +129,8 @@ impl AccountConfig {
             admission_hold: DEFAULT_ADMISSION_HOLD,
             webhooks: crate::webhooks::WebhookConfig::default(),
             tls: mpc_service::TlsConfig::default(),
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
+            auth_throttle: mpc_service::ThrottleConfig::default(),
         }
     }
 
@@ -191,6 +203,32 @@ impl AccountConfig {
             );
         }
         c.webhooks = crate::webhooks::WebhookConfig::from_vars(&var)?;
+        let bytes = |name: &str| -> Result<Option<usize>, AccountError> {
+            var(name)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| invalid(name, "a number of bytes"))
+                })
+                .transpose()
+        };
+        if let Some(v) = bytes("MPC_ACCOUNT_BODY_LIMIT_BYTES")? {
+            c.body_limit = v;
+        }
+        if let Some(v) = bytes("MPC_ACCOUNT_SHARE_BODY_LIMIT_BYTES")? {
+            c.share_body_limit = v;
+        }
+        if let Some(v) = var("MPC_ACCOUNT_REQUEST_DEADLINE_SECS") {
+            c.request_deadline = Duration::from_secs(
+                v.trim()
+                    .parse()
+                    .map_err(|_| invalid("MPC_ACCOUNT_REQUEST_DEADLINE_SECS", "seconds"))?,
+            );
+        }
+        c.auth_throttle = c
+            .auth_throttle
+            .from_vars(&var)
+            .map_err(AccountError::Config)?;
         c.validate()?;
         Ok(c)
     }
@@ -211,6 +249,11 @@ impl AccountConfig {
         if self.access_token_lifetime.is_zero() || self.reconcile_interval.is_zero() {
             return Err(AccountError::Config(
                 "access_token_lifetime and reconcile_interval must be positive".into(),
+            ));
+        }
+        if self.request_deadline.is_zero() {
+            return Err(AccountError::Config(
+                "request_deadline (MPC_ACCOUNT_REQUEST_DEADLINE_SECS) must be positive".into(),
             ));
         }
         if self.body_limit < 1024 || self.share_body_limit < self.body_limit {

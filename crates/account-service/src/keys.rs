@@ -226,8 +226,20 @@ pub async fn require_api_key(
             response.extensions_mut().insert(caller);
             response
         }
-        Err(e) => e.into_response(),
+        Err(e) => refuse_credentials(e),
     }
+}
+
+/// The refusal of a credential, marked [`mpc_service::AuthFailure`] when it is a 401 (a wrong,
+/// missing, revoked or expired key or token) so that the throttle counts it; a 503 (the
+/// database could not be asked) is not the caller's failure.
+pub fn refuse_credentials(e: ApiError) -> Response {
+    let counted = e.code.http_status() == axum::http::StatusCode::UNAUTHORIZED;
+    let mut response = e.into_response();
+    if counted {
+        response.extensions_mut().insert(mpc_service::AuthFailure);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -124,6 +124,14 @@ pub async fn serve(
             .transpose()
             .map_err(|e| AccountError::Config(e.message))?,
     });
+    let throttle = mpc_service::ThrottleState {
+        throttle: Arc::new(mpc_service::AuthThrottle::new(config.auth_throttle)),
+        sink: Arc::new(audit::AuditThrottleSink {
+            store: store.clone(),
+        }),
+        trust_forwarded_for: config.trust_forwarded_for,
+        body_limit: config.share_body_limit,
+    };
     let audit = Arc::new(audit::AuditState {
         store,
         body_limit: config.body_limit,
@@ -139,8 +147,13 @@ pub async fn serve(
         audit,
         &metrics,
         readiness,
-        config.body_limit,
-        config.share_body_limit,
+        http::Limits {
+            body_limit: config.body_limit,
+            share_body_limit: config.share_body_limit,
+            request_deadline: config.request_deadline,
+            relay_deadline: config.party_api_timeout,
+        },
+        throttle,
     );
 
     let stop = shutdown.child_token();

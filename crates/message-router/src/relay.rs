@@ -132,40 +132,9 @@ impl Relay {
     /// Checks and stores an envelope from the holder of `token`, then wakes its recipients.
     pub async fn route(&self, token: &str, dirty: DirtyEnvelope) -> Result<Routed, ApiError> {
         let claims = self.verifier.verify(token)?;
-        let session_id = parse_session(&dirty.session_id, &claims)?;
-        if dirty.from_party != claims.pid.as_str() {
-            return Err(ApiError::new(
-                ErrorCode::PermissionDenied,
-                "from_party does not match the join token",
-            ));
-        }
-        let message_id = MessageId::parse(&dirty.message_id)?;
-        let (to_party, recipients) = resolve_recipients(&dirty.to_party, &claims)?;
-        if dirty.payload.is_empty() {
-            return Err(ApiError::invalid_argument("payload must not be empty"));
-        }
-        if dirty.payload.len() > self.limits.max_payload_bytes {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "payload of {} bytes exceeds the limit of {} bytes",
-                    dirty.payload.len(),
-                    self.limits.max_payload_bytes
-                ),
-            ));
-        }
-
-        let envelope = NewEnvelope {
-            message_id,
-            session_id,
-            from_party: claims.pid.clone(),
-            to_party,
-            recipients,
-            round: dirty.round,
-            payload: dirty.payload,
-            session_deadline: deadline_of(&claims),
-            created_at: Utc::now(),
-        };
+        let envelope = check_envelope(&claims, dirty, self.limits.max_payload_bytes)?;
+        let session_id = envelope.session_id;
+        let message_id = envelope.message_id;
         let outcome = self.store.route(&envelope).await?;
         let payload_len = envelope.payload.len();
         match outcome {
@@ -371,6 +340,49 @@ impl Relay {
         }
         Ok((Mailbox::new(session_id, party), claims))
     }
+}
+
+/// Checks an envelope as its sender (`claims`, from a verified join token) sent it: the session
+/// and sender are the token's, the ids parse, the recipient is another party of the session, and
+/// the payload is neither empty nor over `max_payload_bytes`. Pure, so that it can be fuzzed.
+pub fn check_envelope(
+    claims: &JoinClaims,
+    dirty: DirtyEnvelope,
+    max_payload_bytes: usize,
+) -> Result<NewEnvelope, ApiError> {
+    let session_id = parse_session(&dirty.session_id, claims)?;
+    if dirty.from_party != claims.pid.as_str() {
+        return Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "from_party does not match the join token",
+        ));
+    }
+    let message_id = MessageId::parse(&dirty.message_id)?;
+    let (to_party, recipients) = resolve_recipients(&dirty.to_party, claims)?;
+    if dirty.payload.is_empty() {
+        return Err(ApiError::invalid_argument("payload must not be empty"));
+    }
+    if dirty.payload.len() > max_payload_bytes {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "payload of {} bytes exceeds the limit of {} bytes",
+                dirty.payload.len(),
+                max_payload_bytes
+            ),
+        ));
+    }
+    Ok(NewEnvelope {
+        message_id,
+        session_id,
+        from_party: claims.pid.clone(),
+        to_party,
+        recipients,
+        round: dirty.round,
+        payload: dirty.payload,
+        session_deadline: deadline_of(claims),
+        created_at: Utc::now(),
+    })
 }
 
 /// The session the client named, which must be its token's.

@@ -59,6 +59,9 @@ pub enum ErrorCode {
     ResourceExhausted,
     /// The service is at capacity right now; retry after `Retry-After` (429).
     Overloaded,
+    /// Too many wrong API keys or access tokens from this address: refused, whatever it
+    /// presents, until `Retry-After` (429).
+    TooManyFailures,
     /// A server party named in the request is not registered with the coordinator (400).
     UnknownParty,
     /// A registered server party is not live (no recent heartbeat); retry later (503).
@@ -72,7 +75,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::InvalidArgument,
         Self::InvalidThreshold,
         Self::DuplicatePartyId,
@@ -92,6 +95,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::ResourceExhausted,
         Self::Overloaded,
+        Self::TooManyFailures,
         Self::UnknownParty,
         Self::PartyUnavailable,
         Self::Timeout,
@@ -120,6 +124,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::ResourceExhausted => "resource_exhausted",
             Self::Overloaded => "overloaded",
+            Self::TooManyFailures => "too_many_failures",
             Self::UnknownParty => "unknown_party",
             Self::PartyUnavailable => "party_unavailable",
             Self::Timeout => "timeout",
@@ -154,6 +159,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload too large",
             Self::ResourceExhausted => "too many requests",
             Self::Overloaded => "the service is at capacity; retry later",
+            Self::TooManyFailures => "too many failed authentication attempts; retry later",
             Self::UnknownParty => "unknown party",
             Self::PartyUnavailable => "party unavailable",
             Self::Timeout => "timeout",
@@ -177,7 +183,9 @@ impl ErrorCode {
             Self::SessionExpired => StatusCode::GONE,
             Self::ProtocolFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ResourceExhausted | Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::ResourceExhausted | Self::Overloaded | Self::TooManyFailures => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable | Self::PartyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -199,9 +207,10 @@ impl ErrorCode {
             Self::AlreadyExists => Code::AlreadyExists,
             Self::FailedPrecondition | Self::SessionExpired => Code::FailedPrecondition,
             Self::ProtocolFailed => Code::Aborted,
-            Self::PayloadTooLarge | Self::ResourceExhausted | Self::Overloaded => {
-                Code::ResourceExhausted
-            }
+            Self::PayloadTooLarge
+            | Self::ResourceExhausted
+            | Self::Overloaded
+            | Self::TooManyFailures => Code::ResourceExhausted,
             Self::Timeout => Code::DeadlineExceeded,
             Self::Unavailable | Self::PartyUnavailable => Code::Unavailable,
             Self::Internal => Code::Internal,

@@ -339,6 +339,19 @@ impl SecureChannel {
         Ok(out)
     }
 
+    /// [`Self::seal`] for the fuzz targets: a genuine peer sealing arbitrary plaintext, so that
+    /// the frame and protocol decoders behind the AEAD are reached.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn seal_for_fuzzing(
+        &self,
+        to: PartyIndex,
+        round: u16,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ProtocolError> {
+        self.seal(to, round, plaintext)
+    }
+
     /// Opens a payload `from` sent to us in `round`. Any failure blames `from`.
     pub(crate) fn open(
         &self,

@@ -143,3 +143,43 @@ async fn json_payload_too_large(req: Request, next: Next) -> Response {
         response
     }
 }
+
+/// How long a request may take, chosen per request (e.g. by its route template, or longer for a
+/// long poll).
+pub type DeadlineFn = std::sync::Arc<dyn Fn(&Request) -> std::time::Duration + Send + Sync>;
+
+/// Bounds every request of `router` (body upload included) by `deadline(request)`: a request
+/// still running then is dropped and answered 504 `timeout` (JSON, with `Connection: close`,
+/// since its body may not have been read), so that a slow or stalled client cannot hold a
+/// connection and a task forever. Apply it last, outside the body-reading layers.
+pub fn with_deadline(router: Router, deadline: DeadlineFn) -> Router {
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let deadline = deadline.clone();
+        async move { run_with_deadline(deadline(&req), req, next).await }
+    }))
+}
+
+/// [`with_deadline`] with one deadline for every request.
+pub fn with_fixed_deadline(router: Router, deadline: std::time::Duration) -> Router {
+    with_deadline(router, std::sync::Arc::new(move |_: &Request| deadline))
+}
+
+async fn run_with_deadline(deadline: std::time::Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the request did not complete within the server's deadline of {} ms",
+                    deadline.as_millis()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}

@@ -15,10 +15,12 @@ pub mod telemetry;
 pub mod tls;
 pub mod tls_gen;
 mod tls_listener;
+pub mod throttle;
 
 pub use admission::{Admission, AdmissionConfig, Admitted};
 pub use http_api::{
-    ApiJson, DEFAULT_BODY_LIMIT, catch_panic_layer, not_found_fallback, with_body_limit,
+    ApiJson, DEFAULT_BODY_LIMIT, DeadlineFn, catch_panic_layer, not_found_fallback,
+    with_body_limit, with_deadline, with_fixed_deadline,
 };
 pub use layers::{
     GrpcMetricsLayer, GrpcMetricsService, HttpMetricsLayer, HttpMetricsService, grpc_metrics_layer,
@@ -32,6 +34,10 @@ pub use serve::{
 };
 pub use telemetry::init_tracing;
 pub use tls::{PeerIdentity, TlsConfig};
+pub use throttle::{
+    AuthFailure, AuthThrottle, ThrottleConfig, ThrottleSink, ThrottleState, refuse_after_draining,
+    throttle_auth_failures,
+};
 
 /// Cancelled when the process (or a test) wants a service to stop. Cheap to clone; a child
 /// token (`shutdown.child_token()`) stops one service without stopping the others.

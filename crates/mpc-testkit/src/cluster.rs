@@ -54,6 +54,7 @@ pub struct ClusterBuilder {
     party_api: bool,
     pub(crate) account_service: bool,
     pub(crate) account_tweak: Option<AccountTweak>,
+    pub(crate) party_api_tweak: Option<crate::party_api::PartyApiTweak>,
     registry: RegistryConfig,
     pub(crate) compute_permits: Option<usize>,
 }
@@ -72,6 +73,7 @@ impl Default for ClusterBuilder {
             party_api: false,
             account_service: false,
             account_tweak: None,
+            party_api_tweak: None,
             registry: RegistryConfig::default(),
             compute_permits: None,
         }
@@ -264,6 +266,7 @@ impl ClusterBuilder {
             allow_unpinned: self.allow_unpinned,
             shutdown,
             party_api: None,
+            party_api_tweak: self.party_api_tweak.clone(),
             account_service: None,
             _dbs: vec![coordinator_db, router_db],
         };
@@ -279,7 +282,15 @@ impl ClusterBuilder {
                 .as_ref()
                 .map(|a| format!("http://{}", a.listener.1));
             cluster.party_api = Some(
-                crate::party_api::start(keys, &cluster, cluster.driver, account_url, stop).await,
+                crate::party_api::start(
+                    keys,
+                    &cluster,
+                    cluster.driver,
+                    account_url,
+                    self.party_api_tweak.as_deref(),
+                    stop,
+                )
+                .await,
             );
         }
         if let Some(setup) = account_setup {
@@ -343,6 +354,7 @@ pub struct Cluster {
     allow_unpinned: bool,
     pub(crate) shutdown: Shutdown,
     pub(crate) party_api: Option<PartyApiHandle>,
+    pub(crate) party_api_tweak: Option<crate::party_api::PartyApiTweak>,
     pub(crate) account_service: Option<AccountHandle>,
     _dbs: Vec<TestDb>,
 }

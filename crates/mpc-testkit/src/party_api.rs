@@ -96,12 +96,27 @@ impl PartyApiHandle {
     }
 }
 
+/// Changes the Server Party API's configuration before it starts.
+pub type PartyApiTweak = std::sync::Arc<dyn Fn(&mut PartyApiConfig) + Send + Sync>;
+
+impl crate::cluster::ClusterBuilder {
+    /// Runs the Server Party API with its configuration changed by `tweak`.
+    pub fn party_api_config(
+        mut self,
+        tweak: impl Fn(&mut PartyApiConfig) + Send + Sync + 'static,
+    ) -> Self {
+        self.party_api_tweak = Some(std::sync::Arc::new(tweak));
+        self.party_api(true)
+    }
+}
+
 /// Starts the API; the listener is bound first, and a health check waits in its backlog.
 pub(crate) async fn start(
     keys: PartyApiKeys,
     cluster: &Cluster,
     driver: DriverOptions,
     account_url: Option<String>,
+    tweak: Option<&(dyn Fn(&mut PartyApiConfig) + Send + Sync)>,
     stop: Shutdown,
 ) -> PartyApiHandle {
     let mut config = PartyApiConfig::new(
@@ -121,6 +136,9 @@ pub(crate) async fn start(
     // Short, so that a revoked key stops working quickly in tests.
     config.api_key_cache_ttl = std::time::Duration::from_millis(500);
     config.service_token = Some(SecretString::from(cluster.service_token().to_owned()));
+    if let Some(tweak) = tweak {
+        tweak(&mut config);
+    }
     let (listener, addr) = bind().await;
     let mut task = tokio::spawn(server_party_api::serve(
         config,
@@ -181,7 +199,9 @@ impl Cluster {
         let account_url = running.account_url.clone();
         let keys = running.stop().await;
         let stop = self.shutdown.child_token();
-        self.party_api = Some(start(keys, self, self.driver, account_url, stop).await);
+        let tweak = self.party_api_tweak.clone();
+        self.party_api =
+            Some(start(keys, self, self.driver, account_url, tweak.as_deref(), stop).await);
     }
 
     pub(crate) async fn stop_party_api(&mut self) {

@@ -31,6 +31,8 @@ pub const DEFAULT_ADMISSION_WAIT: Duration = Duration::from_secs(2);
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// A key the Account Service accepted is trusted this long without asking again.
 pub const DEFAULT_API_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Deadline of the routes that run no session (the share routes add `max_request_time`).
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 /// The API's id in the coordinator's party registry.
 pub const DEFAULT_REGISTRY_ID: &str = "server-party-api";
 
@@ -102,6 +104,15 @@ pub struct PartyApiConfig {
     /// TLS for the listener and the clients (`MPC_TLS_*`, see `mpc_service::tls`). Default:
     /// plaintext.
     pub tls: mpc_service::TlsConfig,
+    /// Per-request deadline (`MPC_PARTY_API_REQUEST_DEADLINE_SECS`, body upload included);
+    /// the four share routes get `max_request_time` plus this.
+    pub request_deadline: Duration,
+    /// Wrong API keys or access tokens per address and window before `429 too_many_failures`
+    /// (`MPC_AUTH_FAILURE_LIMIT`, `MPC_AUTH_FAILURE_WINDOW_SECS`).
+    pub auth_throttle: mpc_service::ThrottleConfig,
+    /// Take the caller's address from `X-Forwarded-For` (`MPC_TRUST_FORWARDED_FOR`): only
+    /// behind a proxy that sets it.
+    pub trust_forwarded_for: bool,
 }
 
 impl fmt::Debug for PartyApiConfig {
@@ -130,6 +141,8 @@ impl fmt::Debug for PartyApiConfig {
             .field("account_service_url", &self.account_service_url)
             .field("api_key_cache_ttl", &self.api_key_cache_ttl)
             .field("registry_id", &self.registry_id)
+            .field("request_deadline", &self.request_deadline)
+            .field("auth_throttle", &self.auth_throttle)
             .field(
                 "service_token",
                 &self.service_token.as_ref().map(|_| "[REDACTED]"),
@@ -173,6 +186,9 @@ impl PartyApiConfig {
             service_token: None,
             compute: None,
             tls: mpc_service::TlsConfig::default(),
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
+            auth_throttle: mpc_service::ThrottleConfig::default(),
+            trust_forwarded_for: false,
         }
     }
 
@@ -180,6 +196,11 @@ impl PartyApiConfig {
         if self.admission.budget == 0 {
             return Err(PartyApiError::Config(
                 "the admission budget (MPC_PARTY_API_MAX_SESSIONS) must be at least 1".into(),
+            ));
+        }
+        if self.request_deadline.is_zero() {
+            return Err(PartyApiError::Config(
+                "request_deadline (MPC_PARTY_API_REQUEST_DEADLINE_SECS) must be positive".into(),
             ));
         }
         if self.max_request_time.is_zero() {
@@ -315,6 +336,29 @@ impl PartyApiConfig {
             .filter(|t| !t.is_empty())
             .map(SecretString::from);
         config.trust = trust_from_vars(&var)?;
+        if let Some(v) = var("MPC_PARTY_API_BODY_LIMIT_BYTES") {
+            config.body_limit = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("MPC_PARTY_API_BODY_LIMIT_BYTES", "expected bytes"))?;
+        }
+        if let Some(v) = var("MPC_PARTY_API_REQUEST_DEADLINE_SECS") {
+            config.request_deadline =
+                Duration::from_secs(v.trim().parse().map_err(|_| {
+                    invalid("MPC_PARTY_API_REQUEST_DEADLINE_SECS", "expected seconds")
+                })?);
+        }
+        config.auth_throttle = config
+            .auth_throttle
+            .from_vars(&var as &dyn Fn(&str) -> Option<String>)
+            .map_err(PartyApiError::Config)?;
+        if let Some(v) = var("MPC_TRUST_FORWARDED_FOR") {
+            config.trust_forwarded_for = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(invalid("MPC_TRUST_FORWARDED_FOR", "expected true or false")),
+            };
+        }
         config.validate()?;
         Ok(config)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use mpc_client::{CoordinatorClient, MailboxRef, RouterClient};
@@ -23,34 +23,49 @@ use crate::auth::Caller;
 use crate::hpke::DevicePublicKey;
 use crate::session::{Answer, Api, Request as Work, Target};
 
+/// Request-body limit and deadlines (see [`crate::PartyApiConfig`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) body_limit: usize,
+    pub(crate) request_deadline: Duration,
+    /// The share routes' own bound (`max_request_time`).
+    pub(crate) session_deadline: Duration,
+}
+
+const SHARE_ROUTES: [&str; 4] = [
+    "/api/v1/keygen/generate-user-share",
+    "/api/v1/sign/with-user-share",
+    "/api/v1/refresh/with-user-share",
+    "/api/v1/recovery/new-user-share",
+];
+
 pub(crate) fn router(
     api: Arc<Api>,
     identity: IdentityPublicKey,
     metrics: &Metrics,
     readiness: Arc<dyn Readiness>,
-    body_limit: usize,
+    limits: Limits,
+    throttle: mpc_service::ThrottleState,
 ) -> Router {
+    let body_limit = limits.body_limit;
     let body = IdentityResponse {
         identity_public_key: identity.to_string(),
     };
     let shares = Router::new()
-        .route(
-            "/api/v1/keygen/generate-user-share",
-            post(generate_user_share),
-        )
-        .route("/api/v1/sign/with-user-share", post(sign_with_user_share))
-        .route(
-            "/api/v1/refresh/with-user-share",
-            post(refresh_with_user_share),
-        )
-        .route(
-            "/api/v1/recovery/new-user-share",
-            post(recovery_new_user_share),
-        )
+        .route(SHARE_ROUTES[0], post(generate_user_share))
+        .route(SHARE_ROUTES[1], post(sign_with_user_share))
+        .route(SHARE_ROUTES[2], post(refresh_with_user_share))
+        .route(SHARE_ROUTES[3], post(recovery_new_user_share))
         // Before the body is parsed: an unauthenticated caller learns nothing from our parser.
         .route_layer(middleware::from_fn_with_state(
             (api.clone(), body_limit),
             authenticate,
+        ))
+        // Outside the authentication: a throttled address is refused before its credential is
+        // looked at.
+        .route_layer(middleware::from_fn_with_state(
+            throttle,
+            mpc_service::throttle_auth_failures,
         ))
         .with_state(api);
     let app = Router::new()
@@ -70,7 +85,21 @@ pub(crate) fn router(
         .fallback(mpc_service::not_found_fallback)
         .layer(mpc_service::catch_panic_layer())
         .layer(mpc_service::http_metrics_layer(metrics));
-    mpc_service::with_body_limit(app, body_limit)
+    let deadline = move |req: &Request| {
+        let template = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|p| p.as_str());
+        if template.is_some_and(|t| SHARE_ROUTES.contains(&t)) {
+            limits.session_deadline + limits.request_deadline
+        } else {
+            limits.request_deadline
+        }
+    };
+    mpc_service::with_deadline(
+        mpc_service::with_body_limit(app, body_limit),
+        Arc::new(deadline),
+    )
 }
 
 async fn authenticate(
@@ -83,27 +112,16 @@ async fn authenticate(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(e) => refuse_after_draining(request, body_limit, e).await,
+        Err(e) => {
+            // Counted by the throttle when the credential itself was refused (not a 503).
+            let counted = e.code.http_status() == axum::http::StatusCode::UNAUTHORIZED;
+            let mut response = mpc_service::refuse_after_draining(request, body_limit, e).await;
+            if counted {
+                response.extensions_mut().insert(mpc_service::AuthFailure);
+            }
+            response
+        }
     }
-}
-
-/// A refusal that reaches the caller whole. Answering before the request body was read and
-/// then dropping the connection makes the kernel reset it while the client is still sending,
-/// and the client may lose the answer with the reset (seen as ~1% of refused keep-alive
-/// POSTs). So the body is read and dropped first (never parsed), up to the body limit; a
-/// larger one gets the answer with `Connection: close`.
-async fn refuse_after_draining(request: Request, body_limit: usize, error: ApiError) -> Response {
-    let drained = axum::body::to_bytes(request.into_body(), body_limit)
-        .await
-        .is_ok();
-    let mut response = error.into_response();
-    if !drained {
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    response
 }
 
 fn target(session_id: &str, party_id: &str, join_token: String) -> Result<Target, ApiError> {

@@ -169,7 +169,25 @@ pub async fn serve_with(
         instance,
     }
     .spawn(stop.clone());
-    let app = http::router(api, identity_public, &metrics, readiness, config.body_limit);
+    let throttle = mpc_service::ThrottleState {
+        throttle: Arc::new(mpc_service::AuthThrottle::new(config.auth_throttle)),
+        // No audit log here: the first refusal of each window is logged at warn level.
+        sink: Arc::new(mpc_service::throttle::LogSink),
+        trust_forwarded_for: config.trust_forwarded_for,
+        body_limit: config.body_limit,
+    };
+    let app = http::router(
+        api,
+        identity_public,
+        &metrics,
+        readiness,
+        http::Limits {
+            body_limit: config.body_limit,
+            request_deadline: config.request_deadline,
+            session_deadline: config.max_request_time,
+        },
+        throttle,
+    );
     tracing::info!(
         http = ?listeners.http.local_addr().ok(),
         identity_public_key = %identity_public,

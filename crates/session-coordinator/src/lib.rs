@@ -36,6 +36,9 @@ pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;
 pub use service::Coordinator;
 
+/// Largest gRPC request the coordinator decodes (a 16-party CreateSession is a few KiB).
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 1024 * 1024;
+
 /// The connections the coordinator uses.
 #[derive(Clone)]
 pub struct CoordinatorResources {
@@ -102,11 +105,16 @@ pub async fn serve(
         bus: resources.bus.clone(),
     });
     let router = http::router(coordinator.clone(), metrics.clone(), readiness);
-    let routes = Routes::new(CoordinatorServer::new(grpc::GrpcApi::new(
-        coordinator.clone(),
-        config.watch_poll_interval,
-        stop.clone(),
-    )));
+    let routes = Routes::new(
+        CoordinatorServer::new(grpc::GrpcApi::new(
+            coordinator.clone(),
+            config.watch_poll_interval,
+            stop.clone(),
+        ))
+        // Set explicitly: no coordinator request carries key material or payloads, so a
+        // larger message is refused (`resource_exhausted`) before it is decoded.
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+    );
 
     let expiry = tokio::spawn(
         coordinator

@@ -24,7 +24,7 @@ use axum::routing::{delete, get, post};
 use mpc_proto::{AccountId, ApiError, SessionId};
 use mpc_service::{
     Metrics, Readiness, catch_panic_layer, http_metrics_layer, not_found_fallback, ops_routes,
-    with_body_limit,
+    throttle_auth_failures, with_body_limit, with_deadline,
 };
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -88,15 +88,31 @@ pub(crate) fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw)
 }
 
+/// Request-body limits and deadlines (see [`crate::AccountConfig`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub body_limit: usize,
+    pub share_body_limit: usize,
+    pub request_deadline: Duration,
+    /// The relayed device operations' own bound (the relay's timeout).
+    pub relay_deadline: Duration,
+}
+
 /// The whole HTTP application.
 pub fn router(
     state: SharedState,
     audit: Arc<AuditState>,
     metrics: &Metrics,
     readiness: Arc<dyn Readiness>,
-    body_limit: usize,
-    share_body_limit: usize,
+    limits: Limits,
+    throttle: mpc_service::ThrottleState,
 ) -> Router {
+    let Limits {
+        body_limit,
+        share_body_limit,
+        request_deadline,
+        relay_deadline,
+    } = limits;
     let keys = state.keys.clone();
     // Bodies that carry a device's share (hex, up to ~3 MB for 16 parties) may be larger.
     let shares_limit = DefaultBodyLimit::max(share_body_limit);
@@ -111,7 +127,7 @@ pub fn router(
     let api = Router::new()
         .route("/api/v1/mpc/keygen", post(mpc::keygen))
         .route("/api/v1/mpc/sign", post(mpc::sign).layer(shares_limit))
-        .route("/api/v1/mpc/sessions/{session_id}", get(mpc::get_session))
+        .route(mpc::SESSION_PATH, get(mpc::get_session))
         .route("/api/v1/accounts", get(accounts::list_accounts))
         .route("/api/v1/accounts/{account_id}", get(accounts::get_account))
         .route(
@@ -163,7 +179,10 @@ pub fn router(
         .route_layer(from_fn_with_state(keys, require_api_key))
         .merge(relayed)
         // Outside the key check, so that refused requests are audited too.
-        .layer(from_fn_with_state(audit, audit_requests));
+        .layer(from_fn_with_state(audit, audit_requests))
+        // Outside the audit: a throttled address's refusals are recorded once per window (by
+        // the throttle's sink), not once per request.
+        .layer(from_fn_with_state(throttle, throttle_auth_failures));
     let public = Router::new()
         .route("/api/v1/access-token-key", get(accounts::access_token_key))
         .with_state(state)
@@ -173,7 +192,20 @@ pub fn router(
         .merge(public)
         .merge(ops_routes(metrics.clone(), readiness))
         .fallback(not_found_fallback);
-    with_body_limit(app, body_limit)
+    let deadline = move |req: &axum::extract::Request| {
+        let template = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|p| p.as_str());
+        match template {
+            Some(mpc::SESSION_PATH) => {
+                request_deadline + Duration::from_secs(u64::from(mpc::MAX_WAIT_SECONDS))
+            }
+            t if crate::audit::carries_share(t) => relay_deadline + request_deadline,
+            _ => request_deadline,
+        }
+    };
+    with_deadline(with_body_limit(app, body_limit), Arc::new(deadline))
         .layer(catch_panic_layer())
         .layer(http_metrics_layer(metrics))
 }

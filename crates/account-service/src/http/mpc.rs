@@ -257,3 +257,5 @@ pub async fn get_session(
 
 /// The longest long poll on a session.
 pub const MAX_WAIT_SECONDS: u32 = 60;
+/// The session route (with its `?wait=` long poll).
+pub const SESSION_PATH: &str = "/api/v1/mpc/sessions/{session_id}";

@@ -79,7 +79,7 @@ pub async fn relay_auth(
         let presented = key.to_str().unwrap_or("\u{fffd}");
         match state.keys.authenticate(Some(presented), Utc::now()).await {
             Ok(caller) => RelayCaller::Key(caller),
-            Err(e) => return e.into_response(),
+            Err(e) => return crate::keys::refuse_credentials(e),
         }
     } else if let Some(token) = bearer(&req) {
         match state.access.verifier().verify(token) {
@@ -87,15 +87,14 @@ pub async fn relay_auth(
                 account: claims.sub,
                 token: SecretString::from(token.to_owned()),
             },
-            Err(e) => return e.into_response(),
+            Err(e) => return crate::keys::refuse_credentials(e),
         }
     } else {
-        return ApiError::new(
+        return crate::keys::refuse_credentials(ApiError::new(
             ErrorCode::InvalidApiKey,
             "missing API key: send it in the X-API-Key header, or an access token as \
              Authorization: Bearer",
-        )
-        .into_response();
+        ));
     };
     // For the audit log: the key's id, or the token's account.
     let audited = match &who {

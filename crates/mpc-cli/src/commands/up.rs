@@ -307,6 +307,7 @@ async fn up(args: UpArgs) -> Result<()> {
         join_token_public,
     );
     party_api.coordinator_endpoint = endpoints.coordinator_grpc.clone();
+    party_api.auth_throttle = auth_throttle()?;
     party_api.router_endpoint = endpoints.router_grpc.clone();
     party_api.api_keys = vec![SecretString::from(api_key.clone())];
     party_api.access_token_public_key = Some(secrets.access_token_signer()?.public_key());
@@ -344,6 +345,8 @@ async fn up(args: UpArgs) -> Result<()> {
         metrics_urls: vec![format!("{}/metrics", endpoints.coordinator_http)],
     };
     account.party_api_url = Some(endpoints.party_api.clone());
+    // The credential-failure throttle, as configured for the services themselves.
+    account.auth_throttle = auth_throttle()?;
     let resources = account_service::AccountResources {
         db: database(&args, "account").await?,
         bus: bus.clone(),
@@ -529,4 +532,11 @@ fn print_banner(
     ));
     out.push_str("  Stop:     Ctrl-C\n");
     eprintln!("{out}");
+}
+
+/// `MPC_AUTH_FAILURE_LIMIT` / `MPC_AUTH_FAILURE_WINDOW_SECS` from the environment.
+fn auth_throttle() -> anyhow::Result<mpc_service::ThrottleConfig> {
+    mpc_service::ThrottleConfig::default()
+        .from_vars(|name| std::env::var(name).ok())
+        .map_err(anyhow::Error::msg)
 }
