@@ -162,10 +162,40 @@ pub fn sign(
     hash: MessageHash,
     progress: &mut dyn FnMut(usize),
 ) -> Result<LocalRun<Signature>> {
+    let run = sign_batch(shares, &[hash], progress)?;
+    let outputs = run
+        .outputs
+        .into_iter()
+        .map(|sigs| {
+            sigs.into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("a signer returned no signature"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LocalRun {
+        outputs,
+        times: run.times,
+        wall: run.wall,
+        messages: run.messages,
+        bytes: run.bytes,
+    })
+}
+
+/// Signs every hash of `hashes` in one session (a batch): one signature list per signer.
+pub fn sign_batch(
+    shares: &[Arc<KeyShare>],
+    hashes: &[MessageHash],
+    progress: &mut dyn FnMut(usize),
+) -> Result<LocalRun<Vec<Signature>>> {
     let indices: Vec<PartyIndex> = shares.iter().map(|s| s.index()).collect();
     let mut times = PhaseTimes::default();
     let sessions = setup(&indices, &mut times, |i, c| {
-        Ok(mpc_protocol::sign(shares[i].clone(), hash, c)?)
+        Ok(mpc_protocol::sign_batch(
+            shares[i].clone(),
+            hashes.to_vec(),
+            None,
+            c,
+        )?)
     })?;
     drive(sessions, times, progress)
 }

@@ -117,7 +117,8 @@ fn sign_message_naming_another_sender_is_blamed() {
     let (_, _, mut transmit) = share0.party().sign_phase1(&data).unwrap();
     let mut m = transmit.remove(0);
     m.parties.sender = idx(1).to_dkls().unwrap();
-    let p2p = crate::dkls::encode(&m).unwrap();
+    // A frame carries the list of the batch's messages (one here).
+    let p2p = crate::dkls::encode(&vec![m]).unwrap();
     let err = s
         .handle(forge(
             &evil,

@@ -40,6 +40,16 @@ impl PublicKey {
         out
     }
 
+    /// 33 bytes: `02/03 || x` (BIP32 serialisation).
+    pub fn to_compressed(&self) -> [u8; 33] {
+        let point = self.0.to_sec1_point(true);
+        let mut out = [0u8; 33];
+        if point.as_bytes().len() == 33 {
+            out.copy_from_slice(point.as_bytes());
+        }
+        out
+    }
+
     /// Lower-case hex of [`to_uncompressed`](Self::to_uncompressed), `04…`.
     pub fn to_hex(&self) -> String {
         hex::encode(self.to_uncompressed())

@@ -69,7 +69,7 @@ fn known_hashes_sign_correctly() {
     let shares = shared_2_of_3();
     let pk = shares[0].public_key().to_uncompressed();
     for hash in [
-        MessageHash::new([0u8; 32]),
+        MessageHash::new([1u8; 32]),
         MessageHash::new([0xff; 32]),
         MessageHash::from_hex(&format!("0x{}", "a5".repeat(32))).unwrap(),
     ] {

@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Batch mode: signs this many hashes in one 2-of-3 batch session and the same number one
+    /// session after another, in this process (in-memory transport), and compares the two.
+    #[arg(long, default_value_t = 0)]
+    pub batch: usize,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -117,6 +121,9 @@ fn overhead(raw: f64, engine: f64) -> String {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.batch > 0 {
+        return super::bench_batch::run(args.batch, args.json);
+    }
     if args.keygen_runs == 0 || args.sign_runs == 0 {
         bail!("--keygen-runs and --sign-runs must be at least 1");
     }

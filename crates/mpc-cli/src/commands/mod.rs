@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_batch;
 pub mod bench_http;
 pub mod demo;
 pub mod demo_remote;

@@ -60,9 +60,16 @@ impl Base<'_> {
                 }
                 let session =
                     mpc_protocol::sign(share, hash, channel).map_err(|e| protocol(roster, e))?;
-                self.drive(roster, session)
-                    .await
-                    .map(PartyOutput::Signature)
+                // One hash: the batch of one's only signature.
+                let signature = self
+                    .drive(roster, session)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        PartyError::Internal("the engine returned no signature".into())
+                    })?;
+                Ok(PartyOutput::Signature(signature))
             }
             (SessionType::Refresh, PartyWork::Refresh { share }) => {
                 check_share(roster, &share, parameters)?;

@@ -202,6 +202,24 @@ pub fn sign(rng: &mut ChaCha20Rng, shares: &[Arc<KeyShare>], hash: MessageHash) 
         .zip(channels(&sid, &indices))
         .map(|(s, c)| mpc_protocol::sign(s.clone(), hash, c).unwrap())
         .collect();
+    // One hash: each signer's batch of one.
+    run(rng, sessions).into_iter().map(|v| v[0]).collect()
+}
+
+/// Every signer's signatures of a batch, optionally under a derived child key.
+pub fn sign_batch(
+    rng: &mut ChaCha20Rng,
+    shares: &[Arc<KeyShare>],
+    hashes: &[MessageHash],
+    path: Option<&mpc_protocol::DerivationPath>,
+) -> Vec<Vec<Signature>> {
+    let sid = random_session_id(rng);
+    let indices: Vec<PartyIndex> = shares.iter().map(|s| s.index()).collect();
+    let sessions = shares
+        .iter()
+        .zip(channels(&sid, &indices))
+        .map(|(s, c)| mpc_protocol::sign_batch(s.clone(), hashes.to_vec(), path, c).unwrap())
+        .collect();
     run(rng, sessions)
 }
 
