@@ -12,10 +12,10 @@ pub mod metrics;
 pub mod ops;
 pub mod serve;
 pub mod telemetry;
+pub mod throttle;
 pub mod tls;
 pub mod tls_gen;
 mod tls_listener;
-pub mod throttle;
 
 pub use admission::{Admission, AdmissionConfig, Admitted};
 pub use http_api::{
@@ -33,11 +33,11 @@ pub use serve::{
     serve_http_tls, shutdown_signal,
 };
 pub use telemetry::init_tracing;
-pub use tls::{PeerIdentity, TlsConfig};
 pub use throttle::{
     AuthFailure, AuthThrottle, ThrottleConfig, ThrottleSink, ThrottleState, refuse_after_draining,
     throttle_auth_failures,
 };
+pub use tls::{PeerIdentity, TlsConfig};
 
 /// Cancelled when the process (or a test) wants a service to stop. Cheap to clone; a child
 /// token (`shutdown.child_token()`) stops one service without stopping the others.

@@ -208,7 +208,7 @@ pub async fn serve_with(
             REGISTER_BEFORE_SERVING.as_secs()
         );
     }
-        let served = mpc_service::serve_http_tls(listeners.http, app, stop.clone(), &config.tls).await;
+    let served = mpc_service::serve_http_tls(listeners.http, app, stop.clone(), &config.tls).await;
     stop.cancel();
     let _ = announcer.await;
     tracing::info!("server party API stopped");

@@ -343,7 +343,8 @@ impl pb::coordinator_server::Coordinator for GrpcApi {
     ) -> Result<Response<pb::AnnouncePartyResponse>, Status> {
         self.service_token(&request)?;
         // A server party announces only itself.
-        mpc_service::PeerIdentity::of_request(&request).authorize_party(&request.get_ref().party_id)?;
+        mpc_service::PeerIdentity::of_request(&request)
+            .authorize_party(&request.get_ref().party_id)?;
         let response = self.coordinator.announce(request.get_ref()).await?;
         Ok(Response::new(response))
     }

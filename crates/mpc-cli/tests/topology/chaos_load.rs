@@ -203,6 +203,13 @@ impl Load {
         loop {
             match self.send(false, &url, Some(&body), Some(&idem)).await {
                 Ok((200 | 201, v)) => return Ok(v),
+                // The first attempt (cut off by a kill) is still being answered: retry shortly.
+                Ok((409, v))
+                    if message(&v).contains("still in progress") && Instant::now() < give_up =>
+                {
+                    self.0.ledger.retried();
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
                 Ok((s, v)) if !transient(s) => return Err(format!("{s} {}", message(&v))),
                 Ok(_) | Err(_) if Instant::now() < give_up => {
                     self.0.ledger.retried();
