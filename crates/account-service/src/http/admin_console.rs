@@ -168,6 +168,7 @@ fn parse_time(raw: Option<&str>, what: &str) -> Result<Option<DateTime<Utc>>, Ap
         (status = 400, description = "Bad filter", body = ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
         (status = 403, description = "Not an admin key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -241,6 +242,7 @@ pub struct AccountSearchQuery {
         (status = 400, description = "Bad query", body = ErrorResponse),
         (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
         (status = 403, description = "Not an admin key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -327,6 +329,7 @@ pub struct Overview {
         (status = 200, description = "The overview", body = Overview),
         (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
         (status = 403, description = "Not an admin key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]

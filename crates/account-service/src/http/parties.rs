@@ -101,6 +101,7 @@ pub async fn list_parties(
     responses(
         (status = 200, description = "The calling key", body = ApiKeySelf),
         (status = 401, description = "Missing, invalid, revoked or expired API key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]

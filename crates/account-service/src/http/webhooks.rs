@@ -111,6 +111,7 @@ fn not_found() -> ApiError {
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
         (status = 429, description = "resource_exhausted: the key has the most webhooks allowed (MPC_WEBHOOK_MAX_PER_KEY)", body = ErrorResponse),
         (status = 503, description = "unavailable: the database is unreachable", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -139,6 +140,7 @@ pub async fn create_webhook(
     responses(
         (status = 200, description = "The key's webhooks, oldest first", body = WebhookList),
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -166,6 +168,9 @@ pub async fn list_webhooks(
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "not_found: no such webhook of this key", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
+        (status = 400, description = "Malformed path parameter", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
@@ -197,6 +202,9 @@ pub async fn delete_webhook(
     responses(
         (status = 200, description = "Deliveries and their attempts", body = DeliveryList),
         (status = 404, description = "not_found: no such webhook of this key", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid API key", body = ErrorResponse),
+        (status = 503, description = "A service it needs is unavailable", body = ErrorResponse),
+        (status = 400, description = "Malformed path parameter", body = ErrorResponse),
     ),
     security(("api_key" = []))
 )]
