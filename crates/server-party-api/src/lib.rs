@@ -159,8 +159,16 @@ pub async fn serve_with(
         );
     }
     let running = api.clone();
+    // Heartbeats on a connection of their own: behind hundreds of session streams on the
+    // shared one they could arrive late enough for the coordinator to think the API dead.
+    let mut heartbeat_client =
+        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+            .map_err(client)?;
+    if let Some(token) = &config.service_token {
+        heartbeat_client = heartbeat_client.with_service_token(token.clone());
+    }
     let (mut registered, announcer) = mpc_client::Announcer {
-        coordinator: api.ctx.coordinator.clone(),
+        coordinator: heartbeat_client,
         identity: identity_for_registry,
         party_id: registry_id,
         kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::PartyApi,

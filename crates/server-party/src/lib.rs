@@ -151,8 +151,16 @@ pub async fn serve(
         })
     };
     let sessions = party.clone();
+    // Heartbeats on a connection of their own: behind hundreds of session streams on the
+    // shared one they could arrive late enough for the coordinator to think the party dead.
+    let mut heartbeat_client =
+        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+            .map_err(client)?;
+    if let Some(token) = &config.service_token {
+        heartbeat_client = heartbeat_client.with_service_token(token.clone());
+    }
     let (registered, announcer) = mpc_client::Announcer {
-        coordinator: party.ctx.coordinator.clone(),
+        coordinator: heartbeat_client,
         identity: party.ctx.identity.clone(),
         party_id: config.party_id.clone(),
         kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::Server,
@@ -161,6 +169,9 @@ pub async fn serve(
         instance,
     }
     .spawn(stop.clone());
+    // Dropped with `serve` (the process stops abruptly): a dead party must not keep announcing.
+    let mut announcer = AbortOnDrop(announcer);
+    let mut sampler = AbortOnDrop(sampler);
     let readiness = Arc::new(http::PartyReadiness {
         db: resources.db.clone(),
         bus: resources.bus.clone(),
@@ -191,8 +202,8 @@ pub async fn serve(
     {
         tracing::error!(party_id = %config.party_id, "the event consumer panicked");
     }
-    let _ = announcer.await;
-    let _ = sampler.await;
+    let _ = (&mut announcer.0).await;
+    let _ = (&mut sampler.0).await;
     tracing::info!(party_id = %config.party_id, "server party stopped");
     served.map_err(PartyServiceError::Http)
 }
