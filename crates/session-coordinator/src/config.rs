@@ -150,6 +150,13 @@ impl CoordinatorConfig {
                 })
                 .transpose()
         };
+        if let Some(v) = var("MPC_REGISTRY_FAIL_SILENT_HOSTS") {
+            c.registry.fail_silent_hosts = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(invalid("MPC_REGISTRY_FAIL_SILENT_HOSTS", "true or false")),
+            };
+        }
         if let Some(d) = ms("MPC_REGISTRY_HEARTBEAT_MS")? {
             c.registry.heartbeat_interval = d;
         }

@@ -70,7 +70,8 @@ impl Coordinator {
 
     /// Ends the sessions run by registered parties that stopped heartbeating.
     pub(crate) async fn sweep_silent_hosts(&self) {
-        if !self.registry.config().enforce {
+        let config = self.registry.config();
+        if !config.enforce || !config.fail_silent_hosts {
             return;
         }
         let statuses = match self.registry.statuses(now()).await {

@@ -49,6 +49,11 @@ pub struct RegistryConfig {
     /// An announcement dated further than this from the coordinator's clock is refused, so an
     /// old one cannot be replayed to make a dead party look alive.
     pub max_clock_skew: Duration,
+    /// Fail the sessions of a registered host silent for the liveness timeout
+    /// (`MPC_REGISTRY_FAIL_SILENT_HOSTS`). Off by default: a host starved of CPU under a burst
+    /// can miss heartbeats while it is still computing, and failing its sessions then would be
+    /// wrong. A restarted host (a new instance) always has its old sessions failed.
+    pub fail_silent_hosts: bool,
 }
 
 impl Default for RegistryConfig {
@@ -58,6 +63,7 @@ impl Default for RegistryConfig {
             heartbeat_interval: Duration::from_secs(5),
             liveness_timeout: Duration::from_secs(15),
             max_clock_skew: Duration::from_secs(60),
+            fail_silent_hosts: false,
         }
     }
 }

@@ -420,6 +420,7 @@ pub fn registry_config(liveness: Duration) -> session_coordinator::CoordinatorCo
         heartbeat_interval: Duration::from_millis(100),
         liveness_timeout: liveness,
         max_clock_skew: Duration::from_secs(30),
+        fail_silent_hosts: true,
     };
     c
 }
