@@ -23,7 +23,6 @@ const RETRY: Duration = Duration::from_secs(1);
 pub struct Announcer {
     pub coordinator: CoordinatorClient,
     pub identity: Arc<IdentityKey>,
-    pub party_id: PartyId,
     pub kind: pb::PartyKind,
     pub version: String,
     /// Sessions the party is in right now.
@@ -87,7 +86,7 @@ impl Announcer {
         let at = now_ms();
         let kind = i32::from(self.kind);
         let message = mpc_proto::registry::announcement_message(
-            self.party_id.as_str(),
+            self.instance.party_id.as_str(),
             u8::try_from(kind).unwrap_or(0),
             &key,
             at,
@@ -97,7 +96,7 @@ impl Announcer {
             .identity
             .sign_statement(mpc_proto::registry::ANNOUNCEMENT_CONTEXT, &message);
         pb::AnnouncePartyRequest {
-            party_id: self.party_id.to_string(),
+            party_id: self.instance.party_id.to_string(),
             kind,
             identity_public_key: key.to_vec(),
             version: self.version.clone(),
@@ -118,7 +117,7 @@ impl Announcer {
                 let pause = match self.coordinator.announce_party(self.announcement()).await {
                     Ok(response) => {
                         if failing || !*tx.borrow() {
-                            tracing::info!(party_id = %self.party_id, "announced to the coordinator's party registry");
+                            tracing::info!(party_id = %self.instance.party_id, "announced to the coordinator's party registry");
                         }
                         failing = false;
                         tx.send_replace(true);
@@ -130,7 +129,7 @@ impl Announcer {
                     }
                     Err(e) => {
                         if !failing {
-                            tracing::warn!(party_id = %self.party_id, error = %e, "cannot announce to the coordinator; retrying");
+                            tracing::warn!(party_id = %self.instance.party_id, error = %e, "cannot announce to the coordinator; retrying");
                         }
                         failing = true;
                         RETRY.min(interval)

@@ -105,12 +105,17 @@ pub async fn serve_with(
     let identity = config.identity_seed.key();
     let identity_public = identity.public_key();
     let client = |e: mpc_proto::ApiError| PartyApiError::Config(e.message);
-    let mut coordinator =
-        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
-            .map_err(client)?;
-    if let Some(token) = &config.service_token {
-        coordinator = coordinator.with_service_token(token.clone());
-    }
+    // With the service token when one is configured.
+    let coordinator_client = || -> Result<CoordinatorClient, PartyApiError> {
+        let c =
+            CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+                .map_err(client)?;
+        Ok(match &config.service_token {
+            Some(token) => c.with_service_token(token.clone()),
+            None => c,
+        })
+    };
+    let coordinator = coordinator_client()?;
     let router = RouterClient::new_tls(&config.router_endpoint, config.client, &config.tls)
         .map_err(client)?;
     let stop = shutdown.child_token();
@@ -118,7 +123,7 @@ pub async fn serve_with(
         .map_err(|e| PartyApiError::Config(e.message))?;
     // Fresh at every start: the coordinator fails the device sessions an earlier instance was
     // running, and lets their devices rejoin the ones that had not started.
-    let instance = mpc_client::HostInstance::fresh(registry_id.clone());
+    let instance = mpc_client::HostInstance::fresh(registry_id);
     let ctx = PartyContext {
         identity: Arc::new(identity),
         coordinator: coordinator.clone(),
@@ -161,16 +166,10 @@ pub async fn serve_with(
     let running = api.clone();
     // Heartbeats on a connection of their own: behind hundreds of session streams on the
     // shared one they could arrive late enough for the coordinator to think the API dead.
-    let mut heartbeat_client =
-        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
-            .map_err(client)?;
-    if let Some(token) = &config.service_token {
-        heartbeat_client = heartbeat_client.with_service_token(token.clone());
-    }
+    let heartbeat_client = coordinator_client()?;
     let (mut registered, announcer) = mpc_client::Announcer {
         coordinator: heartbeat_client,
         identity: identity_for_registry,
-        party_id: registry_id,
         kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::PartyApi,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_sessions: Arc::new(move || running.active_sessions()),

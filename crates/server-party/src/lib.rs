@@ -101,12 +101,17 @@ pub async fn serve(
     let identity_public = identity.public_key();
     let stop = shutdown.child_token();
     let client = |e: mpc_proto::ApiError| PartyServiceError::Config(e.message);
-    let mut coordinator =
-        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
-            .map_err(client)?;
-    if let Some(token) = &config.service_token {
-        coordinator = coordinator.with_service_token(token.clone());
-    }
+    // With the service token when one is configured.
+    let coordinator_client = || -> Result<CoordinatorClient, PartyServiceError> {
+        let c =
+            CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
+                .map_err(client)?;
+        Ok(match &config.service_token {
+            Some(token) => c.with_service_token(token.clone()),
+            None => c,
+        })
+    };
+    let coordinator = coordinator_client()?;
     // Fresh at every start: the coordinator fails the sessions an earlier instance was running.
     let instance = mpc_client::HostInstance::fresh(config.party_id.clone());
     let ctx = PartyContext {
@@ -153,16 +158,10 @@ pub async fn serve(
     let sessions = party.clone();
     // Heartbeats on a connection of their own: behind hundreds of session streams on the
     // shared one they could arrive late enough for the coordinator to think the party dead.
-    let mut heartbeat_client =
-        CoordinatorClient::new_tls(&config.coordinator_endpoint, config.client, &config.tls)
-            .map_err(client)?;
-    if let Some(token) = &config.service_token {
-        heartbeat_client = heartbeat_client.with_service_token(token.clone());
-    }
+    let heartbeat_client = coordinator_client()?;
     let (registered, announcer) = mpc_client::Announcer {
         coordinator: heartbeat_client,
         identity: party.ctx.identity.clone(),
-        party_id: config.party_id.clone(),
         kind: mpc_proto::pb::mpc::coordinator::v1::PartyKind::Server,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         active_sessions: Arc::new(move || sessions.active_sessions()),
